@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install the Debian packages dike needs to build, test and demo (DESIGN.md §3).
+# Idempotent: a no-op (well under a second) when everything is present.
+# Usage: scripts/deps.sh [core|all]   core = build + tests (default), all = + nginx, neovim, wrk...
+set -euo pipefail
+
+# luajit2 (OpenResty's branch) and not plain luajit: Debian's nginx Lua module needs it,
+# and the two conflict.
+core=(luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-busted luarocks
+      lua5.1 liblua5.1-0-dev lua-check cmake pkg-config make gcc
+      lua5.4 liblua5.4-dev valgrind)
+extra=(neovim nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev gnuplot-nox nodejs npm)
+
+want=("${core[@]}")
+[ "${1:-core}" = all ] && want+=("${extra[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# npm/node may come from outside Debian on some machines: accept them if on PATH.
+if [ ${#missing[@]} -gt 0 ]; then
+  keep=()
+  for p in "${missing[@]}"; do
+    case "$p" in nodejs) command -v node >/dev/null || keep+=("$p");;
+                 npm) command -v npm >/dev/null || keep+=("$p");;
+                 *) keep+=("$p");; esac
+  done
+  missing=("${keep[@]+"${keep[@]}"}")
+fi
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then sudo=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo=(sudo -n)
+else
+  echo "deps.sh: missing Debian packages: ${missing[*]}" >&2
+  echo "deps.sh: run as root (or with passwordless sudo), or install them yourself:" >&2
+  echo "  apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
