@@ -1,0 +1,43 @@
+# dike: see README.md. Everything goes through CMake; these targets are shortcuts.
+#   make build    configure + build build/ (build/dike/core.so, build/lua54/dike/core.so, C tests)
+#   make test     deps, build (-Werror), ctest: C tests, busted under LuaJIT and Lua 5.4,
+#                 luacheck, symbols/source-list/luarocks-install checks; last line "N passed, N failed"
+#   make asan     the same suites (minus lint/install) built with ASan+UBSan, in build-asan/
+#   make demo     luajit examples/demo.lua with the build tree on the paths
+#   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
+#   make clean
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+LUAJIT ?= luajit
+
+MAKEFLAGS += --no-print-directory
+
+# The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
+RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
+
+.PHONY: all build test asan demo rockspec clean deps
+
+all: build
+
+deps:
+	scripts/deps.sh
+
+build:
+	cmake -S . -B $(BUILD)
+	cmake --build $(BUILD) -j $(JOBS)
+
+test:
+	BUILD_DIR=$(BUILD) JOBS=$(JOBS) scripts/test.sh
+
+asan:
+	ASAN_BUILD_DIR=$(ASAN_BUILD) JOBS=$(JOBS) scripts/test.sh --asan
+
+demo: build
+	$(RUN_ENV) $(LUAJIT) examples/demo.lua
+
+rockspec:
+	$(LUAJIT) scripts/check-sources.lua --write
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) .tree

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# What `make test` (and `make asan`) run: deps, configure, build, every ctest suite, summary.
+# Usage: scripts/test.sh [--asan]
+#   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.4, luacheck,
+#            exported-symbols check, source-list check, luarocks install check
+#   --asan   build-asan/ with -DDIKE_SANITIZE=ON: C tests, busted (both interpreters, ASan
+#            runtime preloaded), symbols check
+# Environment: BUILD_DIR / ASAN_BUILD_DIR (build dirs), JOBS (default: nproc), CTEST_ARGS (extra
+# ctest arguments, e.g. "-R busted"). The last line printed is "N passed, N failed" summed over
+# all suites (scripts/summarize.sh); the exit status is non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+
+build=${BUILD_DIR:-build}
+cmake_args=(-DDIKE_WERROR=ON)
+if [ "${1:-}" = --asan ]; then
+  build=${ASAN_BUILD_DIR:-build-asan}
+  cmake_args=(-DDIKE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
+fi
+jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+
+if ! scripts/deps.sh; then
+  echo "test.sh: scripts/deps.sh failed: missing packages" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# A LUA_PATH from `eval "$(luarocks path)"` lacks the trailing ';;' and would hide LuaJIT's jit.*
+# modules and Lua 5.4's system modules (luv) from the suites.
+for v in LUA_PATH LUA_CPATH; do
+  if [ -n "${!v:-}" ] && [ "${!v%;;}" = "${!v}" ]; then export "$v=${!v};;"; fi
+done
+
+extra=0
+if ! { cmake -S . -B "$build" "${cmake_args[@]}" && cmake --build "$build" -j "$jobs"; }; then
+  echo "test.sh: the build failed; running what can run" >&2
+  extra=1
+fi
+rm -rf "$build/results"
+if [ -f "$build/CTestTestfile.cmake" ]; then
+  # shellcheck disable=SC2086  # CTEST_ARGS is a list of words
+  (cd "$build" && ctest -j "$jobs" --output-on-failure ${CTEST_ARGS:-})
+fi
+echo
+echo "Summary ($build):"
+scripts/summarize.sh "$build" "$extra"
