@@ -1,0 +1,50 @@
+-- Install from the repository root (offline, no dependency resolution):
+--   luarocks make --deps-mode=none rockspec/dike-scm-1.rockspec
+-- The module lists below are generated: after adding a C source (in CMakeLists.txt) or a
+-- lua/dike/**/*.lua file, run `make rockspec`. `make test` checks they agree (check.sources).
+rockspec_format = "3.0"
+package = "dike"
+version = "scm-1"
+
+source = {
+   -- `luarocks make` builds the working tree and never fetches this.
+   url = "git+https://github.com/dike-lua/dike.git",
+   branch = "main",
+}
+
+description = {
+   summary = "Resilience tools for coroutines on an event loop: retry, limit_jobs, batch",
+   detailed = [[
+dike gives coroutines on an event loop (luv, OpenResty, Neovim) three resilience tools,
+ported from Python's dike and extended: retry with backoff and jitter, a concurrency limiter
+with a queue, and automatic batching of calls. Its core (backoff, batch buffers, typed arrays)
+is written in C.
+]],
+   labels = { "async", "coroutines", "luv", "retry", "batching" },
+}
+
+dependencies = {
+   "lua >= 5.1",
+   "luv",
+}
+
+build = {
+   type = "builtin",
+   modules = {
+      -- BEGIN GENERATED MODULES (scripts/check-sources.lua --write)
+      ["dike.core"] = {
+         sources = {
+            "csrc/errors.c",
+            "csrc/backoff.c",
+            "csrc/batchq.c",
+            "csrc/array.c",
+            "csrc/ldike.c",
+            "csrc/ldike_backoff.c",
+            "csrc/ldike_batchq.c",
+            "csrc/ldike_array.c",
+         },
+         incdirs = { "csrc" },
+      },
+      -- END GENERATED MODULES
+   },
+}
