@@ -1,0 +1,295 @@
+/*
+ * dike.h - the C core of dike: plain C99, no Lua, no libuv.
+ *
+ * The core owns data structures and arithmetic; the Lua binding (ldike*.c)
+ * only checks arguments, calls these functions and pushes results. Every
+ * function that can fail returns 0 (or a documented non-negative result)
+ * on success and a negative DIKE_E* code on failure, leaving its outputs
+ * and objects unchanged. Nothing here prints, exits, or keeps global state:
+ * all state lives in structs the caller owns (so two Lua states, or two
+ * threads with separate objects, never interfere).
+ */
+#ifndef DIKE_H
+#define DIKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================================================================
+ * Errors
+ *
+ * Codes are small negative ints, fixed by this table (stable across
+ * versions: append, never renumber). dike_errname() gives the symbolic
+ * name without the DIKE_ prefix ("EINVAL"), dike_strerror() a short
+ * message. Both return static strings for every int, including 0 ("OK",
+ * "success") and codes not in the table ("EUNKNOWN", "unknown error").
+ * ====================================================================== */
+
+#define DIKE_ERRNO_MAP(XX)                                            \
+  XX(EINVAL, -1, "invalid argument")                                  \
+  XX(ENOMEM, -2, "out of memory")                                     \
+  XX(ERANGE, -3, "value does not fit the element type")               \
+  XX(EOVERFLOW, -4, "size arithmetic overflows")                      \
+  XX(EINDEX, -5, "index out of range")                                \
+  XX(EMISMATCH, -6, "element types or widths differ")
+
+enum {
+  DIKE_OK = 0,
+#define DIKE_ERRNO_ENUM_(name, code, msg) DIKE_##name = (code),
+  DIKE_ERRNO_MAP(DIKE_ERRNO_ENUM_)
+#undef DIKE_ERRNO_ENUM_
+};
+
+const char *dike_errname(int code);
+const char *dike_strerror(int code);
+
+/* ======================================================================
+ * Random numbers
+ *
+ * xoshiro256** seeded through splitmix64: any 64-bit seed (0 included)
+ * gives a well-mixed, non-zero state, and the same seed always gives the
+ * same sequence on every platform. dike_rng_uniform() returns a double in
+ * [0, 1) with 53 random bits: (x >> 11) * 2^-53.
+ * ====================================================================== */
+
+typedef struct dike_rng {
+  uint64_t s[4];
+} dike_rng;
+
+void dike_rng_seed(dike_rng *rng, uint64_t seed);
+uint64_t dike_rng_next(dike_rng *rng);
+double dike_rng_uniform(dike_rng *rng);
+
+/* ======================================================================
+ * Backoff
+ *
+ * A retry schedule: delays base, base*factor, base*factor^2, ... capped at
+ * `cap`, each optionally jittered (AWS "Exponential Backoff And Jitter").
+ * The config (dike_backoff) is immutable apart from its PRNG; the
+ * per-call progress lives in a small dike_backoff_state the caller keeps,
+ * so one config serves any number of concurrent calls.
+ *
+ * Invariants: raw is advanced by repeated multiplication (raw = raw *
+ * factor), so without jitter the delays equal, bit for bit, what Lua
+ * computes with `d = d * factor`. The effective cap ("limit") is `cap`, or
+ * DIKE_BACKOFF_MAX_DELAY when there is none; raw saturates at the limit
+ * and no delay ever exceeds it, so no factor (1e300 included) produces inf
+ * or NaN. Every delay is finite and >= 0.
+ * ====================================================================== */
+
+/* Upper bound on any delay when no cap is given: 1e9 s (about 31 years). */
+#define DIKE_BACKOFF_MAX_DELAY 1e9
+
+typedef enum dike_jitter {
+  DIKE_JITTER_NONE = 0,   /* b                                   */
+  DIKE_JITTER_FULL,       /* U(0, b)                             */
+  DIKE_JITTER_EQUAL,      /* b/2 + U(0, b/2)                     */
+  DIKE_JITTER_DECORRELATED, /* min(cap, U(base, 3*prev))         */
+  DIKE_JITTER_COUNT_
+} dike_jitter;
+
+/* "none", "full", "equal", "decorrelated"; NULL for an unknown kind. */
+const char *dike_jitter_name(int kind);
+/* The kind for a name, or DIKE_EINVAL (name NULL or unknown). */
+int dike_jitter_lookup(const char *name);
+
+typedef struct dike_backoff {
+  double base;   /* first delay, finite, >= 0                        */
+  double factor; /* multiplier per retry, finite, > 0                */
+  double cap;    /* largest delay; DIKE_BACKOFF_MAX_DELAY if none given */
+  int has_cap;   /* whether cap was given                            */
+  int jitter;    /* a dike_jitter                                    */
+  dike_rng rng;
+} dike_backoff;
+
+typedef struct dike_backoff_state {
+  double raw;  /* un-jittered delay for the next retry, before the cap */
+  double prev; /* previous delay (decorrelated jitter)                  */
+} dike_backoff_state;
+
+/* Validate and set up. cap: > 0, or +INFINITY for none. Returns
+ * DIKE_EINVAL for a NaN anywhere, base < 0 or inf, factor <= 0 or inf,
+ * cap <= 0, or an unknown jitter kind; b is then untouched. */
+int dike_backoff_init(dike_backoff *b, double base, double factor, double cap,
+                      int jitter, uint64_t seed);
+void dike_backoff_seed(dike_backoff *b, uint64_t seed);
+/* The state before the first retry: raw = prev = base. */
+void dike_backoff_start(const dike_backoff *b, dike_backoff_state *st);
+/* The delay for this retry; advances st. A raw or prev that is NaN or
+ * negative (a corrupt state) is treated as base, so the result is always
+ * finite and within [0, limit]. */
+double dike_backoff_next(dike_backoff *b, dike_backoff_state *st);
+/* 1 when elapsed + next_delay >= max_elapsed; max_elapsed <= 0, inf or NaN
+ * means no budget (0). */
+int dike_backoff_over_budget(double elapsed, double next_delay,
+                             double max_elapsed);
+
+/* ======================================================================
+ * Batch queue
+ *
+ * The calls queued for the batch being filled, as row segments. Each call
+ * gets an id (a small positive integer) on append. An id names its call
+ * until the call is cancelled or taken; then it is recycled (free list;
+ * once the queue is empty ids restart from 1), so ids stay small, and the
+ * caller must drop an id at that point: later it may name a newer call.
+ * Cancelling an id that is not live is harmless (returns 0). Append and
+ * cancel are O(1) (amortized); take is O(appends since the last take) and
+ * hands back the live calls in arrival order with their 0-based row offset
+ * in the concatenated batch, leaving the queue empty.
+ *
+ * Internals: slots[id-1] is a call; rows == 0 marks a free slot (link = the
+ * next free id, 0 ends the list), otherwise link = its position in order[].
+ * order[] holds segments in arrival order; a cancelled call leaves a stale
+ * entry there that take skips (its slot is free or points elsewhere).
+ * ====================================================================== */
+
+typedef struct dike_batchq_seg {
+  size_t id;
+  size_t rows;
+  size_t offset; /* filled in by take */
+} dike_batchq_seg;
+
+typedef struct dike_batchq_slot {
+  size_t rows;
+  size_t link;
+} dike_batchq_slot;
+
+typedef struct dike_batchq {
+  dike_batchq_slot *slots;
+  size_t nslots, slots_cap;
+  size_t free_head; /* first free id, 0 if none */
+  dike_batchq_seg *order;
+  size_t norder, order_cap;
+  size_t count; /* live calls  */
+  size_t rows;  /* queued rows */
+} dike_batchq;
+
+void dike_batchq_init(dike_batchq *q);
+void dike_batchq_free(dike_batchq *q); /* releases memory; q is then empty */
+/* Queue a call of `rows` (>= 1) rows; *id receives its id. DIKE_EINVAL for
+ * rows == 0, DIKE_EOVERFLOW when the queued rows would overflow size_t,
+ * DIKE_ENOMEM; q is unchanged on failure. */
+int dike_batchq_append(dike_batchq *q, size_t rows, size_t *id);
+/* Remove a queued call. Returns 1 if id was live (its rows no longer
+ * count), 0 otherwise (unknown, cancelled or already taken). */
+int dike_batchq_cancel(dike_batchq *q, size_t id);
+size_t dike_batchq_count(const dike_batchq *q);
+size_t dike_batchq_rows(const dike_batchq *q);
+/* 1 when queuing `rows` more rows would make the queue hold more than
+ * `cap` rows (overflow counts as exceeding). */
+int dike_batchq_would_exceed(const dike_batchq *q, size_t rows, size_t cap);
+/* 1 when the queued rows reach `target`. */
+int dike_batchq_reached(const dike_batchq *q, size_t target);
+/* Empty the queue: *segs points at the live calls in arrival order
+ * (offsets set), *n at their number. The segments belong to q and stay
+ * valid until the next append, take or free. Their ids are free again. */
+void dike_batchq_take(dike_batchq *q, const dike_batchq_seg **segs,
+                      size_t *n);
+
+/* ======================================================================
+ * Typed arrays
+ *
+ * A dense row-major block of nrows * width elements of one element type.
+ * The size in bytes is always computed with overflow checks, and width is
+ * at most DIKE_ARRAY_MAX_WIDTH, so nrows * width never overflows for a
+ * valid array. Data is either owned (malloc'd by dike_array_init or
+ * dike_array_concat, freed by dike_array_free) or a view over memory the
+ * caller owns (dike_array_view; the Lua binding keeps it inside the
+ * userdata so the GC sees its size). Values are checked on the way in:
+ * integer types take only integral values in range (so never NaN), float
+ * takes any value within +-FLT_MAX (or +-inf, NaN), double anything.
+ * ====================================================================== */
+
+typedef enum dike_elemtype {
+  DIKE_DOUBLE = 0,
+  DIKE_FLOAT,
+  DIKE_INT32,
+  DIKE_INT64,
+  DIKE_UINT8,
+  DIKE_ELEMTYPE_COUNT_
+} dike_elemtype;
+
+#define DIKE_ARRAY_MAX_WIDTH 2147483647u
+
+/* "double", "float", "int32", "int64", "uint8"; NULL if unknown. */
+const char *dike_elemtype_name(int type);
+/* The type for a name, or DIKE_EINVAL. */
+int dike_elemtype_lookup(const char *name);
+/* Bytes per element; 0 if unknown. */
+size_t dike_elemtype_size(int type);
+/* 0 if v can be stored exactly as the type (float: rounded), DIKE_ERANGE
+ * if not, DIKE_EINVAL for an unknown type. */
+int dike_elemtype_check(int type, double v);
+int dike_elemtype_check_int64(int type, int64_t v);
+
+typedef struct dike_array {
+  void *data;   /* nrows * width elements; NULL when empty */
+  size_t nrows;
+  size_t width; /* elements per row, 1..DIKE_ARRAY_MAX_WIDTH */
+  int type;     /* a dike_elemtype */
+  int owned;    /* data is freed by dike_array_free */
+} dike_array;
+
+/* Bytes for nrows rows: DIKE_EINVAL (unknown type, width 0 or too large),
+ * DIKE_EOVERFLOW. */
+int dike_array_nbytes(int type, size_t width, size_t nrows, size_t *nbytes);
+/* Allocate a zero-filled owned array. */
+int dike_array_init(dike_array *a, int type, size_t width, size_t nrows);
+/* Describe caller-owned memory of at least dike_array_nbytes() bytes,
+ * suitably aligned for the type. */
+int dike_array_view(dike_array *a, int type, size_t width, size_t nrows,
+                    void *data);
+/* Frees owned data; the array becomes empty. Safe on views and twice. */
+void dike_array_free(dike_array *a);
+/* Number of elements (nrows * width). */
+size_t dike_array_len(const dike_array *a);
+/* Flat index of (row, col), both 0-based: DIKE_EINDEX when out of range. */
+int dike_array_index(const dike_array *a, size_t row, size_t col,
+                     size_t *index);
+
+/* Element i (flat, 0-based). Setters check the value (DIKE_ERANGE) and the
+ * index (DIKE_EINDEX) and leave the array unchanged on failure. The int64
+ * variants are exact for all int64 values (doubles are only exact up to
+ * 2^53); getting a double/float element as int64 needs an integral value
+ * in range (DIKE_ERANGE otherwise). */
+int dike_array_set(dike_array *a, size_t i, double v);
+int dike_array_set_int64(dike_array *a, size_t i, int64_t v);
+int dike_array_get(const dike_array *a, size_t i, double *v);
+int dike_array_get_int64(const dike_array *a, size_t i, int64_t *v);
+
+/* Concatenation of n >= 1 arrays of the same type and width, rows in
+ * order. dike_array_concat_shape() only checks and sizes: DIKE_EINVAL for
+ * n == 0 or a NULL part, DIKE_EMISMATCH when part *bad (if bad is not
+ * NULL) differs from part 0 in type or width, DIKE_EOVERFLOW when the
+ * total does not fit. dike_array_concat_into() copies into `out`, which
+ * must already have that shape (DIKE_EMISMATCH otherwise);
+ * dike_array_concat() allocates `out` (owned). */
+int dike_array_concat_shape(const dike_array *const *parts, size_t n,
+                            int *type, size_t *width, size_t *nrows,
+                            size_t *bad);
+int dike_array_concat_into(dike_array *out, const dike_array *const *parts,
+                           size_t n);
+int dike_array_concat(dike_array *out, const dike_array *const *parts,
+                      size_t n);
+
+/* Rows [first, first + nrows) of a (0-based). first may equal a->nrows when
+ * nrows is 0. dike_array_slice_check() gives DIKE_EINDEX for rows outside
+ * a; dike_array_slice() copies them into a new owned array; and
+ * dike_array_copy_rows() copies between two arrays of the same type and
+ * width (DIKE_EMISMATCH otherwise). */
+int dike_array_slice_check(const dike_array *a, size_t first, size_t nrows);
+int dike_array_slice(dike_array *out, const dike_array *a, size_t first,
+                     size_t nrows);
+int dike_array_copy_rows(dike_array *dst, size_t dst_first,
+                         const dike_array *src, size_t src_first,
+                         size_t nrows);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DIKE_H */
