@@ -3,11 +3,14 @@
 #   make test     deps, build (-Werror), ctest: C tests, busted under LuaJIT and Lua 5.4,
 #                 luacheck, symbols/source-list/luarocks-install checks; last line "N passed, N failed"
 #   make asan     the same suites (minus lint/install) built with ASan+UBSan, in build-asan/
+#   make fuzz     libFuzzer targets spec/c/fuzz_*.c for FUZZ_SECONDS each (clang), in build-fuzz/
 #   make demo     luajit examples/demo.lua with the build tree on the paths
 #   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
 #   make clean
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 LUAJIT ?= luajit
 
@@ -16,7 +19,7 @@ MAKEFLAGS += --no-print-directory
 # The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
 RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all build test asan demo rockspec clean deps
+.PHONY: all build test asan fuzz demo rockspec clean deps
 
 all: build
 
@@ -33,6 +36,13 @@ test:
 asan:
 	ASAN_BUILD_DIR=$(ASAN_BUILD) JOBS=$(JOBS) scripts/test.sh --asan
 
+fuzz:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DDIKE_FUZZ=ON -DDIKE_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	rm -rf $(FUZZ_BUILD)/results
+	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure; \
+	  cd $(CURDIR) && scripts/summarize.sh $(FUZZ_BUILD)
+
 demo: build
 	$(RUN_ENV) $(LUAJIT) examples/demo.lua
 
@@ -40,4 +50,4 @@ rockspec:
 	$(LUAJIT) scripts/check-sources.lua --write
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) .tree
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) .tree
