@@ -1,0 +1,430 @@
+--- dike.batch (API.md §5): concurrent calls are collected and the wrapped function is
+-- called once per batch with the concatenated arguments; each caller gets its own slice.
+--
+-- The open batch lives in the C core's batch queue (dike.core.batchq): a call is a row
+-- segment with an id; the Lua side keeps the caller's task and arguments by that id.
+-- A batch is sent when its rows reach target_batch_size, or by the batcher's single timer
+-- max_waiting_time after its first call. The function runs in a task of its own, so a
+-- caller that is cancelled never strands the others.
+--
+-- A caller's wait has two places: queued (cancel = remove its rows from the open batch)
+-- and sent (cancel = just stop expecting its result). Nothing is kept once calls end.
+local core = require("dike.core")
+local rt = require("dike.runtime")
+local errors = require("dike.errors")
+local options = require("dike.options")
+local stats = require("dike.stats")
+
+local type, select, pairs, next, error, pcall, setmetatable, getmetatable, tostring, format =
+    type, select, pairs, next, error, pcall, setmetatable, getmetatable, tostring, string.format
+local unpack = table.unpack or unpack -- luacheck: ignore 143
+local huge = math.huge
+local is_array, array_concat = core.is_array, core.array_concat
+local TimeoutError = errors.TimeoutError
+
+local M = {}
+
+local FNAME = "dike.batch"
+local OPTIONS = { target_batch_size = true, max_waiting_time = true, max_processing_time = true,
+                  argument_type = true, max_batch_size = true }
+local ARG_TYPES = { list = true, array = true }
+
+---------------------------------------------------------------- per-row failures
+
+local Fail = { __name = "dike.fail" }
+Fail.__index = Fail
+function Fail:__tostring() return "dike.fail(" .. tostring(self.err) .. ")" end
+
+--- Mark one row of a batch result as failed: its caller raises `err`.
+---@param err any
+function M.fail(err)
+    return setmetatable({ err = err }, Fail)
+end
+
+---------------------------------------------------------------- call shape
+
+-- Call-shape errors reach the offending caller only; raised without a position, since
+-- the message says what is wrong with the call.
+local function bad_call(msg)
+    error(FNAME .. ": " .. msg, 0)
+end
+
+local function describe(v)
+    if is_array(v) then return "a dike.array" end
+    return options.show(v)
+end
+
+-- Rows of one sequence (list mode) or array (array mode); `what` names it in messages.
+local function rows_of(array_mode, v, what)
+    if array_mode then
+        if not is_array(v) then
+            bad_call(what .. " must be a dike.array (argument_type \"array\"), got " .. describe(v))
+        end
+        local r = #v
+        if r == 0 then bad_call(what .. " is empty: a call needs at least one row") end
+        return r
+    end
+    if type(v) ~= "table" or is_array(v) then
+        bad_call(what .. " must be a non-empty sequence, got " .. describe(v))
+    end
+    local r = #v
+    if r == 0 then bad_call(what .. " is empty: a call needs at least one row") end
+    for i = 1, r - 1 do
+        if v[i] == nil then bad_call(what .. " has a hole at index " .. i) end
+    end
+    return r
+end
+
+-- Is `v` a table of named sequences/arrays (rather than one sequence/array)?
+local function is_named(v)
+    return type(v) == "table" and v[1] == nil and not is_array(v) and next(v) ~= nil
+end
+
+-- Rows of argument j: a sequence/array, or a table of named ones of equal length.
+local function arg_rows(array_mode, v, j)
+    if not is_named(v) then
+        return rows_of(array_mode, v, "argument " .. j)
+    end
+    local rows, first
+    for k, s in pairs(v) do
+        if type(k) ~= "string" then
+            bad_call("argument " .. j .. " mixes named sequences with a non-string key " .. options.show(k))
+        end
+        local r = rows_of(array_mode, s, "argument " .. j .. " field " .. format("%q", k))
+        if rows == nil then
+            rows, first = r, k
+        elseif r ~= rows then
+            bad_call(format("argument %d field %q has %d rows but field %q has %d", j, k, r, first, rows))
+        end
+    end
+    return rows
+end
+
+local function kind_name(array_mode, v)
+    if is_named(v) then return "named sequences" end
+    if array_mode then return format("a dike.array of %s x%d", v:type(), v:width()) end
+    return "a sequence"
+end
+
+local function same_keys(a, b)
+    local n = 0
+    for k in pairs(a) do
+        if b[k] == nil then return false end
+        n = n + 1
+    end
+    for _ in pairs(b) do n = n - 1 end
+    return n == 0
+end
+
+local function key_list(t)
+    local ks = {}
+    for k in pairs(t) do ks[#ks + 1] = tostring(k) end
+    table.sort(ks)
+    return "{" .. table.concat(ks, ", ") .. "}"
+end
+
+local function same_array_kind(a, b)
+    return a:type() == b:type() and a:width() == b:width()
+end
+
+-- Argument j of a call against argument j of the batch's first call.
+local function check_kind(array_mode, v, first, j)
+    local named, first_named = is_named(v), is_named(first)
+    if named ~= first_named then
+        bad_call(format("argument %d is %s, but the calls queued for this batch pass %s there",
+                        j, kind_name(array_mode, v), kind_name(array_mode, first)))
+    end
+    if named then
+        if not same_keys(v, first) then
+            bad_call(format("argument %d has keys %s, but the calls queued for this batch have %s",
+                            j, key_list(v), key_list(first)))
+        end
+        if array_mode then
+            for k, a in pairs(v) do
+                if not same_array_kind(a, first[k]) then
+                    bad_call(format("argument %d field %q is %s, but the calls queued for this batch pass %s",
+                                    j, k, kind_name(true, a), kind_name(true, first[k])))
+                end
+            end
+        end
+    elseif array_mode and not same_array_kind(v, first) then
+        bad_call(format("argument %d is %s, but the calls queued for this batch pass %s",
+                        j, kind_name(true, v), kind_name(true, first)))
+    end
+end
+
+---------------------------------------------------------------- concatenation
+
+local function concat_lists(parts, n)
+    local out, pos = {}, 0
+    for i = 1, n do
+        local src = parts[i]
+        for r = 1, #src do out[pos + r] = src[r] end
+        pos = pos + #src
+    end
+    return out
+end
+
+local function concat_parts(array_mode, parts, n)
+    if array_mode then
+        if n == 1 then return parts[1] end -- arrays are immutable: share it
+        return array_concat(parts)
+    end
+    return concat_lists(parts, n)
+end
+
+-- The batch's arguments: argument j is the concatenation of the calls' argument j.
+local function build_args(B, calls, n)
+    local nargs, array_mode = B.nargs, B.array_mode
+    local args, parts = {}, {}
+    for j = 1, nargs do
+        local first = nargs == 1 and calls[1] or calls[1][j]
+        if is_named(first) then
+            local named = {}
+            for k in pairs(first) do
+                for i = 1, n do
+                    local c = calls[i]
+                    parts[i] = (nargs == 1 and c or c[j])[k]
+                end
+                named[k] = concat_parts(array_mode, parts, n)
+            end
+            args[j] = named
+        else
+            for i = 1, n do
+                local c = calls[i]
+                parts[i] = nargs == 1 and c or c[j]
+            end
+            args[j] = concat_parts(array_mode, parts, n)
+        end
+    end
+    return args
+end
+
+---------------------------------------------------------------- results
+
+local function deliver_error(B, batch, err)
+    local tasks = batch.tasks
+    for i = 1, batch.n do
+        local t = tasks[i]
+        if t then
+            tasks[i] = false
+            B.waiting = B.waiting - 1
+            rt.wake(t, false, err)
+        end
+    end
+end
+
+local function slice_list(res, off, rows)
+    local out, failed = {}, nil
+    for r = 1, rows do
+        local v = res[off + r]
+        if failed == nil and getmetatable(v) == Fail then failed = v end
+        out[r] = v
+    end
+    return out, failed
+end
+
+local function deliver(B, batch, res)
+    local total = batch.total
+    local array_result = is_array(res)
+    local count = (array_result or type(res) == "table") and #res or nil
+    if count ~= total then
+        local got = count and (count .. " results") or ("a " .. type(res))
+        return deliver_error(B, batch, format(
+            "%s: %s returned %s for a batch of %d rows (expected a sequence of %d results, one per row)",
+            FNAME, B.name, got, total, total))
+    end
+    local tasks, offs, rows = batch.tasks, batch.offs, batch.rows
+    for i = 1, batch.n do
+        local t = tasks[i]
+        if t then
+            tasks[i] = false
+            B.waiting = B.waiting - 1
+            if array_result then
+                rt.wake(t, true, res:slice(offs[i] + 1, rows[i]))
+            else
+                local out, failed = slice_list(res, offs[i], rows[i])
+                if failed then rt.wake(t, false, failed.err) else rt.wake(t, true, out) end
+            end
+        end
+    end
+end
+
+local function on_processing_timeout(batch)
+    if batch.done then return end
+    batch.done = true
+    local B = batch.B
+    B.running = B.running - 1
+    deliver_error(B, batch, TimeoutError.new(format(
+        "%s: %s did not return within max_processing_time (%gs)", FNAME, B.name, B.max_processing_time)))
+    if batch.task then batch.task:cancel() end
+end
+
+-- The body of a batch's own task.
+local function run_batch(batch)
+    local B = batch.B
+    batch.task = rt.current()
+    batch.timer = rt.timer(B.max_processing_time, on_processing_timeout, batch)
+    local args = batch.args
+    batch.args = nil
+    local ok, res = pcall(B.fn, unpack(args, 1, batch.nargs))
+    if batch.done then return end -- timed out: the callers already have their error
+    batch.done = true
+    rt.cancel_timer(batch.timer)
+    B.running = B.running - 1
+    if ok then deliver(B, batch, res) else deliver_error(B, batch, res) end
+end
+
+---------------------------------------------------------------- sending
+
+-- A sent caller is cancelled: it no longer expects its result.
+local function on_cancel_sent(t, batch, i)
+    if batch.tasks[i] == t then
+        batch.tasks[i] = false
+        batch.B.waiting = batch.B.waiting - 1
+    end
+end
+
+--- Send the open batch (if any) to its own task; returns the batch record.
+local function send(B)
+    if B.timer then
+        rt.cancel_timer(B.timer)
+        B.timer = nil
+    end
+    local seg = B.seg
+    local n = B.q:take(seg)
+    if n == 0 then return nil end
+    local task_of, args_of = B.task_of, B.args_of
+    local tasks, offs, rows, calls = {}, {}, {}, {}
+    local batch = { B = B, n = n, tasks = tasks, offs = offs, rows = rows, done = false }
+    local total = 0
+    for i = 1, n do
+        local id, r = seg[3 * i - 2], seg[3 * i - 1]
+        local t = task_of[id]
+        task_of[id] = nil
+        calls[i] = args_of[id]
+        args_of[id] = nil
+        tasks[i], offs[i], rows[i] = t, seg[3 * i], r
+        total = total + r
+        rt.rehook(t, on_cancel_sent, batch, i)
+    end
+    batch.total = total
+    batch.args = build_args(B, calls, n)
+    batch.nargs = B.nargs
+    B.first = nil
+    B.batches = B.batches + 1
+    B.running = B.running + 1
+    B.waiting = B.waiting + n
+    rt.spawn_soon(run_batch, batch)
+    return batch
+end
+
+local function on_max_waiting_time(B)
+    B.timer = nil
+    send(B)
+end
+
+-- A queued caller is cancelled: take its rows out of the open batch.
+local function on_cancel_queued(_, B, id)
+    if B.q:cancel(id) then
+        B.task_of[id], B.args_of[id] = nil, nil
+        if B.q:count() == 0 then
+            if B.timer then
+                rt.cancel_timer(B.timer)
+                B.timer = nil
+            end
+            B.first = nil
+        end
+    end
+end
+
+---------------------------------------------------------------- the wrapper
+
+local Batcher = {}
+Batcher.__index = Batcher
+
+function Batcher:snapshot()
+    return { calls = self.calls, batches = self.batches, queued_calls = self.q:count(),
+             queued_rows = self.q:rows(), running_batches = self.running, waiting = self.waiting }
+end
+
+local function call(B, t, nargs, ...)
+    if nargs == 0 then bad_call("a call needs at least one argument (its rows)") end
+    local array_mode = B.array_mode
+    local a1 = ...
+    local rows = arg_rows(array_mode, a1, 1)
+    for j = 2, nargs do
+        local r = arg_rows(array_mode, (select(j, ...)), j)
+        if r ~= rows then
+            bad_call(format("argument %d has %d rows but argument 1 has %d", j, r, rows))
+        end
+    end
+    local q = B.q
+    -- A call that would push the open batch past the cap starts the next batch.
+    if q:count() > 0 and q:rows() + rows > B.max_batch_size then send(B) end
+    local first = B.first
+    if first then
+        if nargs ~= B.nargs then
+            bad_call(format("called with %d arguments, but the calls queued for this batch pass %d",
+                            nargs, B.nargs))
+        end
+        if nargs == 1 then
+            check_kind(array_mode, a1, first, 1)
+        else
+            for j = 1, nargs do check_kind(array_mode, (select(j, ...)), first[j], j) end
+        end
+    end
+    local args = nargs == 1 and a1 or { ... }
+    local id = q:append(rows)
+    B.task_of[id], B.args_of[id] = t, args
+    B.calls = B.calls + 1
+    if not first then
+        B.first, B.nargs = args, nargs
+        B.timer = rt.timer(B.max_waiting_time, on_max_waiting_time, B)
+    end
+    if q:rows() >= B.target or rows > B.max_batch_size then
+        local batch = send(B)
+        return rt.suspend(t, on_cancel_sent, batch, batch.n) -- this call arrived last
+    end
+    return rt.suspend(t, on_cancel_queued, B, id)
+end
+
+--- Make a batching decorator.
+---@param opts {target_batch_size: integer, max_waiting_time: number, max_processing_time?: number, argument_type?: "list"|"array", max_batch_size?: integer}
+---@return fun(fn: function): function
+function M.batch(opts)
+    opts = options.table(FNAME, opts, OPTIONS)
+    local target = options.count(FNAME, opts, "target_batch_size", 1, false, nil)
+    if target == nil then
+        error(FNAME .. ": target_batch_size must be an integer >= 1, got nil", 2)
+    end
+    local max_wait = options.number(FNAME, opts, "max_waiting_time", true, false, nil)
+    if max_wait == nil then
+        error(FNAME .. ": max_waiting_time must be a finite number > 0, got nil", 2)
+    end
+    local max_proc = options.number(FNAME, opts, "max_processing_time", true, false, 10)
+    local arg_type = options.choice(FNAME, opts, "argument_type", ARG_TYPES, "list", '"list" or "array"')
+    local cap = options.count(FNAME, opts, "max_batch_size", 1, true, huge)
+    if cap < target then
+        error(format("%s: max_batch_size must be >= target_batch_size (%d), got %s",
+                     FNAME, target, options.show(cap)), 2)
+    end
+
+    return function(fn)
+        options.callable(FNAME, fn)
+        local B = setmetatable({
+            fn = fn, name = options.name_of(fn), target = target, max_waiting_time = max_wait,
+            max_processing_time = max_proc, max_batch_size = cap, array_mode = arg_type == "array",
+            q = core.batchq(), seg = {}, task_of = {}, args_of = {},
+            calls = 0, batches = 0, running = 0, waiting = 0,
+        }, Batcher)
+        local function wrapped(...)
+            local t = rt.task(FNAME)
+            return call(B, t, select("#", ...), ...)
+        end
+        stats.register(wrapped, B)
+        return wrapped
+    end
+end
+
+return M

@@ -1,0 +1,150 @@
+--- dike.limit_jobs (API.md §4): cap concurrent calls; reject the rest with TooManyCalls,
+-- or let up to `queue` callers wait (FIFO, optionally for at most `queue_timeout`).
+--
+-- Hot path: a call that finds a free slot costs one pcall and a few counter updates.
+-- Invariant: running < limit implies nobody is queued, because a freed slot is handed
+-- straight to the head of the queue (running stays the same).
+-- The queue is a table indexed head..tail; a caller that leaves early (cancelled, timed
+-- out) leaves a hole that the next grant skips, so every operation is O(1) amortised.
+local rt = require("dike.runtime")
+local errors = require("dike.errors")
+local options = require("dike.options")
+local stats = require("dike.stats")
+
+local pcall, error, format, setmetatable = pcall, error, string.format, setmetatable
+local huge = math.huge
+local TooManyCalls = errors.TooManyCalls
+
+local M = {}
+
+local OPTIONS = { limit = true, queue = true, queue_timeout = true, name = true }
+local FNAME = "dike.limit_jobs"
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+function Limiter:snapshot()
+    return { calls = self.calls, running = self.running, queued = self.queued,
+             rejected = self.rejected, limit = self.limit }
+end
+
+-- Hand a free slot to the first caller still queued, if any.
+local function grant(L)
+    local q, timers = L.q, L.timers
+    local h, tail = L.head, L.tail
+    while h <= tail do
+        local t = q[h]
+        if t then
+            q[h] = nil
+            local tm = timers[h]
+            if tm then
+                timers[h], L.messages[h] = nil, nil
+                rt.cancel_timer(tm)
+            end
+            L.head = h + 1
+            L.queued = L.queued - 1
+            L.running = L.running + 1
+            rt.wake(t, true, nil, true) -- holds the slot until it resumes
+            return
+        end
+        h = h + 1
+    end
+    L.head, L.tail = 1, 0 -- empty: start again at 1, keeping the table small
+end
+
+local function release(L, ok, ...)
+    L.running = L.running - 1
+    if L.queued > 0 then grant(L) end
+    if ok then return ... end
+    error((...), 0)
+end
+
+local function unqueue(L, i)
+    L.q[i] = nil
+    local tm = L.timers[i]
+    if tm then
+        L.timers[i], L.messages[i] = nil, nil
+        rt.cancel_timer(tm)
+    end
+    L.queued = L.queued - 1
+    if L.queued == 0 then L.head, L.tail = 1, 0 end
+end
+
+-- A queued caller is cancelled: leave the queue, or give back the slot handed over.
+local function on_cancel(t, L, i)
+    if L.q[i] == t then
+        unqueue(L, i)
+    else
+        L.running = L.running - 1
+        if L.queued > 0 then grant(L) end
+    end
+end
+
+local function on_queue_timeout(L, i)
+    local t = L.q[i]
+    if not t then return end
+    local message = L.messages[i]
+    unqueue(L, i)
+    L.rejected = L.rejected + 1
+    rt.wake(t, false, TooManyCalls.new(message))
+end
+
+-- No free slot: wait in the queue (returns holding a slot) or raise TooManyCalls.
+local function wait_for_slot(L, message)
+    if L.queued >= L.queue_max then
+        L.rejected = L.rejected + 1
+        error(TooManyCalls.new(message), 0)
+    end
+    local t = rt.task(FNAME)
+    local i = L.tail + 1
+    L.tail = i
+    L.q[i] = t
+    L.queued = L.queued + 1
+    if L.queue_timeout then
+        L.messages[i] = message
+        L.timers[i] = rt.timer(L.queue_timeout, on_queue_timeout, L, i)
+    end
+    rt.suspend(t, on_cancel, L, i)
+end
+
+--- Make a limiter: a decorator whose wrapped functions share `limit` slots.
+---@param opts {limit: integer, queue?: integer, queue_timeout?: number, name?: string}
+---@return fun(fn: function): function
+function M.limit_jobs(opts)
+    opts = options.table(FNAME, opts, OPTIONS)
+    local limit = options.count(FNAME, opts, "limit", 0, true, nil)
+    if limit == nil then
+        error(FNAME .. ": limit must be an integer >= 0 or math.huge, got nil", 2)
+    end
+    local queue_timeout = options.number(FNAME, opts, "queue_timeout", true, true, nil)
+    if queue_timeout == huge then queue_timeout = nil end
+    local name = options.string(FNAME, opts, "name")
+    local L = setmetatable({
+        limit = limit, queue_max = options.count(FNAME, opts, "queue", 0, true, 0),
+        queue_timeout = queue_timeout,
+        calls = 0, running = 0, queued = 0, rejected = 0,
+        q = {}, timers = {}, messages = {}, head = 1, tail = 0,
+    }, Limiter)
+    local limit_text = limit == huge and "inf" or format("%d", limit)
+
+    local function limiter(fn)
+        options.callable(FNAME, fn)
+        local message = "Too many calls to function " .. (name or options.name_of(fn))
+            .. "! limit=" .. limit_text .. " exceeded"
+        local function wrapped(...)
+            L.calls = L.calls + 1
+            if L.running < L.limit then
+                L.running = L.running + 1
+                return release(L, pcall(fn, ...))
+            end
+            wait_for_slot(L, message)
+            return release(L, pcall(fn, ...))
+        end
+        stats.register(wrapped, L)
+        return wrapped
+    end
+    stats.register(limiter, L)
+    return limiter
+end
+
+return M

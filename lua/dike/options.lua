@@ -1,0 +1,97 @@
+--- Checks for the options tables of dike's tools. Every message names the tool and the
+-- option, e.g. "dike.batch: target_batch_size must be an integer >= 1, got 0".
+local type, pairs, tostring, error, format, huge, floor =
+    type, pairs, tostring, error, string.format, math.huge, math.floor
+
+local M = {}
+
+--- How a bad value is shown in messages.
+local function show(v)
+    if type(v) == "string" then return format("%q", v) end
+    if type(v) == "number" or type(v) == "boolean" or v == nil then return tostring(v) end
+    return "a " .. type(v)
+end
+M.show = show
+
+local function fail(fname, key, what, v)
+    error(fname .. ": " .. key .. " must be " .. what .. ", got " .. show(v), 4)
+end
+
+--- `opts` must be a table (nil allowed when `optional`) whose keys are all in `allowed`.
+function M.table(fname, opts, allowed, optional)
+    if opts == nil and optional then return {} end
+    if type(opts) ~= "table" then
+        error(fname .. ": options must be a table, got " .. show(opts), 3)
+    end
+    for k in pairs(opts) do
+        if not allowed[k] then
+            error(fname .. ": unknown option " .. show(k), 3)
+        end
+    end
+    return opts
+end
+
+--- An integer >= min, or math.huge when inf_ok; nil gives `default`.
+function M.count(fname, opts, key, min, inf_ok, default)
+    local v = opts[key]
+    if v == nil then return default end
+    if type(v) == "number" and v >= min and (v == floor(v) and v < huge or (inf_ok and v == huge)) then
+        return v
+    end
+    fail(fname, key, "an integer >= " .. min .. (inf_ok and " or math.huge" or ""), v)
+end
+
+--- A number > 0 (strict) or >= 0; math.huge allowed only when inf_ok. nil gives `default`.
+function M.number(fname, opts, key, strict, inf_ok, default)
+    local v = opts[key]
+    if v == nil then return default end
+    if type(v) == "number" and v == v and (v > 0 or (not strict and v == 0))
+        and (v < huge or inf_ok) then
+        return v
+    end
+    fail(fname, key, "a " .. (inf_ok and "" or "finite ") .. "number " .. (strict and "> 0" or ">= 0"), v)
+end
+
+--- One of the strings in `choices` (a set); nil gives `default`.
+function M.choice(fname, opts, key, choices, default, listed)
+    local v = opts[key]
+    if v == nil then return default end
+    if choices[v] then return v end
+    fail(fname, key, "one of " .. listed, v)
+end
+
+function M.boolean(fname, opts, key, default)
+    local v = opts[key]
+    if v == nil then return default end
+    if type(v) == "boolean" then return v end
+    fail(fname, key, "a boolean", v)
+end
+
+function M.func(fname, opts, key)
+    local v = opts[key]
+    if v == nil or type(v) == "function" then return v end
+    fail(fname, key, "a function", v)
+end
+
+function M.string(fname, opts, key)
+    local v = opts[key]
+    if v == nil or type(v) == "string" then return v end
+    fail(fname, key, "a string", v)
+end
+
+--- `fn` must be callable (a function or a table with __call).
+function M.callable(fname, fn)
+    if type(fn) == "function" then return fn end
+    local mt = getmetatable(fn)
+    if mt and type(mt.__call) == "function" then return fn end
+    error(fname .. ": expected a function to wrap, got " .. show(fn), 3)
+end
+
+--- `<short_src>:<linedefined>` of a function, as Python dike names it in messages.
+function M.name_of(fn)
+    if type(fn) ~= "function" then return tostring(fn) end
+    local info = debug.getinfo(fn, "S")
+    return info.short_src .. ":" .. info.linedefined
+end
+
+return M
