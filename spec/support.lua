@@ -24,7 +24,7 @@ end
 
 --- Replace dike's sleep with one that records the seconds asked for and yields once;
 --- returns the list of recorded delays and a restore function.
-function M.record_sleeps(dike)
+function M.record_sleeps()
     local rt = require("dike.runtime")
     local real = rt.sleep
     local asked = {}

@@ -94,7 +94,11 @@ describe("tasks", function()
     it("spawn runs the task at once until its first wait", function()
         local steps = {}
         dike.run(function()
-            local t = dike.spawn(function(x) steps[#steps + 1] = x; dike.sleep(0); steps[#steps + 1] = "after" end, "start")
+            local t = dike.spawn(function(x)
+                steps[#steps + 1] = x
+                dike.sleep(0)
+                steps[#steps + 1] = "after"
+            end, "start")
             assert.same({ "start" }, steps)
             assert.is_false(t:done())
             t:join()

@@ -232,7 +232,7 @@ function M.new(driver)
     local function task_for(fname)
         local t = current
         if t == nil or co_running() ~= t.co then
-            error(outside_task(fname), 3)
+            error(outside_task(fname), 0)
         end
         return t
     end
