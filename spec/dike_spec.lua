@@ -1,0 +1,135 @@
+-- The module surface: errors (API.md §2), logging and statistics (§6), runtime choice (§8).
+local dike = require("dike")
+local support = require("spec.support")
+
+describe("dike", function()
+    it("exposes the whole contract", function()
+        for _, name in ipairs({ "retry", "limit_jobs", "batch", "fail", "array", "spawn", "run", "sleep",
+                                "gather", "wrap", "set_logger", "stats", "set_runtime" }) do
+            assert.is_function(dike[name], name)
+        end
+        for _, name in ipairs({ "TooManyCalls", "TimeoutError", "CancelledError" }) do
+            assert.is_table(dike[name], name)
+        end
+    end)
+
+    it("runs this suite under LuaJIT in the default run", function()
+        if os.getenv("DIKE_TEST_INTERP") == "lua54" then
+            assert.equal("Lua 5.4", _VERSION)
+        else
+            assert.is_table(jit)
+        end
+    end)
+end)
+
+describe("errors", function()
+    for _, name in ipairs({ "TooManyCalls", "TimeoutError", "CancelledError" }) do
+        it(name .. " values have the class as metatable, a message, and tostring == message", function()
+            local C = dike[name]
+            local e = C.new("something went wrong")
+            assert.equal(C, getmetatable(e))
+            assert.equal("something went wrong", e.message)
+            assert.equal("something went wrong", tostring(e))
+            assert.is_true(C.is(e))
+            assert.is_false(C.is("something went wrong"))
+        end)
+    end
+
+    it("error classes are distinct", function()
+        assert.are_not.equal(dike.TooManyCalls, dike.TimeoutError)
+        assert.is_false(dike.TimeoutError.is(dike.CancelledError.new("x")))
+    end)
+end)
+
+describe("logging", function()
+    it("the built-in logger writes LEVEL:dike:<message> to stderr", function()
+        local real = io.stderr
+        local written = {}
+        local fake = { write = function(_, ...) for _, s in ipairs({ ... }) do written[#written + 1] = s end end }
+        -- The built-in logger captured io.stderr when dike.log loaded: load a fresh copy.
+        package.loaded["dike.log"] = nil
+        io.stderr = fake -- luacheck: ignore 122
+        local log = require("dike.log")
+        io.stderr = real -- luacheck: ignore 122
+        log.log("warning", "hello")
+        log.log("error", "bad")
+        package.loaded["dike.log"] = nil
+        assert.equal("WARNING:dike:hello\nERROR:dike:bad\n", table.concat(written))
+    end)
+
+    it("set_logger returns the previous logger and nil restores the built-in one", function()
+        local seen = {}
+        local mine = function(level, message) seen[#seen + 1] = level .. ":" .. message end
+        local builtin = dike.set_logger(mine)
+        assert.is_function(builtin)
+        assert.equal(mine, dike.set_logger(nil))
+        assert.equal(builtin, dike.set_logger(nil))
+        assert.matches("dike.set_logger: logger must be a function or nil, got number",
+                       support.error_of(dike.set_logger, 5), 1, true)
+    end)
+
+    it("wrappers made earlier use the logger installed later", function()
+        local f = dike.retry{ attempts = 2, log_exception_info = false }(function(first)
+            if first.v then first.v = false error("x", 0) end
+            return "ok"
+        end)
+        local logs, restore = support.capture_logs(dike)
+        dike.run(f, { v = true })
+        restore()
+        assert.same({ { level = "warning", message = "Caught exception x. Retrying in 0s ..." } }, logs)
+    end)
+end)
+
+describe("dike.stats", function()
+    it("returns a fresh table each time", function()
+        local f = dike.retry{}(function() end)
+        local a, b = dike.stats(f), dike.stats(f)
+        assert.are_not.equal(a, b)
+        a.calls = 99
+        assert.equal(0, dike.stats(f).calls)
+    end)
+
+    it("rejects values that dike did not make", function()
+        assert.matches("dike.stats: expected a function wrapped by dike or a limiter, got a function",
+                       support.error_of(dike.stats, print), 1, true)
+        assert.matches("dike.stats: expected a function wrapped by dike or a limiter, got nil",
+                       support.error_of(dike.stats, nil), 1, true)
+    end)
+
+    it("holds wrappers, limiters and batchers weakly", function()
+        local weak = setmetatable({}, { __mode = "v" })
+        do
+            local lim = dike.limit_jobs{ limit = 1 }
+            weak[1] = dike.retry{}(function() end)
+            weak[2] = lim
+            weak[3] = lim(function() end)
+            weak[4] = dike.batch{ target_batch_size = 1, max_waiting_time = 1 }(function(x) return x end)
+            dike.run(weak[4], { 1 })
+            lim = nil -- luacheck: ignore 311
+        end
+        collectgarbage()
+        collectgarbage()
+        assert.is_nil(next(weak))
+    end)
+end)
+
+describe("runtime", function()
+    it("set_runtime swaps the runtime in place and nil restores the default", function()
+        local scheduler = require("dike.scheduler")
+        local luv_driver = require("dike.runtime.luv").new()
+        local rt = scheduler.new(luv_driver)
+        local slept = {}
+        local real_sleep = rt.sleep
+        rt.sleep = function(s, fname)
+            slept[#slept + 1] = s
+            return real_sleep(0, fname)
+        end
+        dike.set_runtime(rt)
+        dike.run(function() dike.sleep(5) end)
+        dike.set_runtime(nil)
+        assert.same({ 5 }, slept)
+        local t0 = support.clock()
+        dike.run(function() dike.sleep(0.01) end)
+        assert.is_true(support.clock() - t0 >= 0.0095)
+    end)
+end)
