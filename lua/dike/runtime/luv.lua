@@ -26,8 +26,10 @@ end
 local function new(uv)
     uv = uv or find_uv()
     local registry = debug_getregistry()
+    -- Reuse the handles of an earlier load. A reloaded luv module is a new table over the
+    -- same default loop, so the identity of `uv` does not matter.
     local shared = registry[REGISTRY_KEY]
-    if shared and shared.uv == uv then return shared end
+    if shared then return shared end
 
     local hrtime, update_time = uv.hrtime, uv.update_time
     local timer, idle
