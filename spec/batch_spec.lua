@@ -159,7 +159,8 @@ describe("dike.batch", function()
         })
         assert.same({ 1 }, r[1])
         assert.equal("dike.batch: argument 1 has keys {a, c}, but the calls queued for this batch have {a, b}", r[2])
-        assert.equal("dike.batch: argument 1 is a sequence, but the calls queued for this batch pass named sequences there",
+        assert.equal("dike.batch: argument 1 is a sequence, but the calls queued for this batch pass"
+                     .. " named sequences there",
                      r[3])
         assert.matches("dike.batch: argument 1 field \"[ab]\" has %d rows but field \"[ab]\" has %d", r[4])
         assert.same({ 3 }, r[5])

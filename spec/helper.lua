@@ -4,9 +4,13 @@
 -- an error attributed to that test.
 local busted = require("busted")
 
+-- Loaded here, outside busted's per-file insulation, so that luv stays loaded for the whole
+-- run: a spec file that first required luv would otherwise unload it at its end, and the
+-- collected module closes the default loop under everyone's handles (a crash).
+local uv_loaded, uv_module = pcall(require, "luv")
+
 local function find_uv()
-    local ok, uv = pcall(require, "luv")
-    return ok and uv or nil
+    return uv_loaded and uv_module or nil
 end
 
 local function leftovers()

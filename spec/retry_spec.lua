@@ -121,7 +121,8 @@ describe("dike.retry", function()
         { "equal", function(d, b) return d >= b / 2 and d <= b end },
     }) do
         it("jitter " .. case[1] .. " stays within its bounds", function()
-            dike.run(dike.retry{ attempts = 41, delay = 0.5, backoff = 2, max_delay = 20, jitter = case[1] }((flaky(40))))
+            local opts = { attempts = 41, delay = 0.5, backoff = 2, max_delay = 20, jitter = case[1] }
+            dike.run(dike.retry(opts)((flaky(40))))
             assert.equal(40, #asked)
             local distinct = {}
             for k, d in ipairs(asked) do
