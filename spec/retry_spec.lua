@@ -101,6 +101,25 @@ describe("dike.retry", function()
         assert.same(expected, asked)
     end)
 
+    it("a delay of 0 still yields to the loop once per retry", function()
+        restore_sleeps()
+        local ticks = 0
+        local g = dike.retry{ attempts = 3 }((flaky(2)))
+        dike.run(function()
+            local ticker = dike.spawn(function()
+                for _ = 1, 10 do
+                    ticks = ticks + 1
+                    dike.sleep(0)
+                end
+            end)
+            local before = ticks
+            g()
+            assert.equal(before + 2, ticks)
+            ticker:cancel()
+            support.error_of(ticker.join, ticker)
+        end)
+    end)
+
     it("caps each delay at max_delay", function()
         dike.run(dike.retry{ attempts = 6, delay = 1, backoff = 2, max_delay = 5 }((flaky(5))))
         assert.same({ 1, 2, 4, 5, 5 }, asked)

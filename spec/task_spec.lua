@@ -256,20 +256,18 @@ describe("dike.gather", function()
     end)
 
     it("cancelling the gathering task cancels its unfinished items", function()
-        local items = {}
         dike.run(function()
-            local g = dike.spawn(function()
-                return dike.gather({
-                    function() dike.sleep(10) end,
-                    function() dike.sleep(10) end,
-                })
-            end)
+            local finished = dike.spawn(function() return "early" end)
+            local slow1 = dike.spawn(function() dike.sleep(10) end)
+            local slow2 = dike.spawn(function() dike.sleep(10) end)
+            local g = dike.spawn(function() return dike.gather({ finished, slow1, slow2 }) end)
             dike.sleep(0.001)
             g:cancel()
             assert.equal(dike.CancelledError, getmetatable(support.error_of(g.join, g)))
-            items = g
+            assert.equal(dike.CancelledError, getmetatable(support.error_of(slow1.join, slow1)))
+            assert.equal(dike.CancelledError, getmetatable(support.error_of(slow2.join, slow2)))
+            assert.equal("early", finished:join())
         end)
-        assert.is_true(items:done())
     end)
 
     it("rejects bad items and options", function()
