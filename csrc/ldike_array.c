@@ -85,14 +85,22 @@ static int value_fits(lua_State *L, int type) {
   return dike_elemtype_check(type, (double)lua_tonumber(L, -1)) == 0;
 }
 
-static void store_value(lua_State *L, dike_array *a, size_t i) {
+/* 0, or an error code if the value no longer fits (see l_array). */
+static int store_value(lua_State *L, dike_array *a, size_t i) {
+  if (lua_type(L, -1) != LUA_TNUMBER)
+    return DIKE_EINVAL;
 #if LUA_VERSION_NUM >= 503
-  if (lua_isinteger(L, -1)) {
-    (void)dike_array_set_int64(a, i, (int64_t)lua_tointeger(L, -1));
-    return;
-  }
+  if (lua_isinteger(L, -1))
+    return dike_array_set_int64(a, i, (int64_t)lua_tointeger(L, -1));
 #endif
-  (void)dike_array_set(a, i, (double)lua_tonumber(L, -1));
+  return dike_array_set(a, i, (double)lua_tonumber(L, -1));
+}
+
+/* The second pass of array() and array_concat() reads the list again after
+ * allocating, and an allocation may run a __gc finalizer that changes the
+ * list: such a change is refused rather than trusted. */
+static void list_changed(lua_State *L, const char *fn) {
+  ldike_error(L, "dike.%s: the list changed while it was being read", fn);
 }
 
 /* core.array(list [, elemtype [, width]]) */
@@ -128,7 +136,8 @@ static int l_array(lua_State *L) {
   a = new_array(L, type, width, len / width);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
-    store_value(L, a, (size_t)(i - 1));
+    if (store_value(L, a, (size_t)(i - 1)) != 0)
+      list_changed(L, "array");
     lua_pop(L, 1);
   }
   return 1;
@@ -169,13 +178,17 @@ static int l_array_concat(lua_State *L) {
   }
   out = new_array(L, first->type, first->width, total);
   for (i = 1; i <= n; i++) {
-    const dike_array *part;
+    const ud_array *ud;
     lua_rawgeti(L, 1, i);
-    part = &((const ud_array *)lua_touserdata(L, -1))->a;
-    (void)dike_array_copy_rows(out, at, part, 0, part->nrows);
-    at += part->nrows;
+    ud = (const ud_array *)ldike_testself(L, -1);
+    /* copy_rows checks the shape and that the rows fit in out. */
+    if (ud == NULL || dike_array_copy_rows(out, at, &ud->a, 0, ud->a.nrows))
+      list_changed(L, "array_concat");
+    at += ud->a.nrows;
     lua_pop(L, 1);
   }
+  if (at != total)
+    list_changed(L, "array_concat");
   return 1;
 }
 

@@ -1,6 +1,7 @@
 /* ldike_batchq.c - Lua binding of the batch queue (dike.BatchQ). */
 #include <limits.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "ldike.h"
 
@@ -45,24 +46,40 @@ static int l_count(lua_State *L) {
   return 1;
 }
 
-/* q:take(out) -> n, rows: the caller reuses `out`, so no table per batch. */
+/* q:take(out) -> n, rows: the caller reuses `out`, so no table per batch.
+ *
+ * The segments are copied out of the queue before any Lua call: filling
+ * `out` may allocate, an allocation may run a __gc finalizer, and a
+ * finalizer could append to this very queue, reusing or moving the memory
+ * dike_batchq_take pointed at. Small batches use the C stack; larger ones
+ * a scratch userdata allocated before taking (re-checked, since that
+ * allocation may itself run finalizers). */
+#define TAKE_LOCAL 64
+
 static int l_take(lua_State *L) {
   dike_batchq *q = SELF(L);
+  dike_batchq_seg local[TAKE_LOCAL], *buf = local;
   const dike_batchq_seg *segs;
-  size_t n, i, rows;
+  size_t n, i, rows, room = TAKE_LOCAL;
   ldike_checktable(L, 2);
-  /* Checked before taking, so that an error loses nothing. */
-  if (dike_batchq_count(q) > (size_t)(INT_MAX / 3))
-    return luaL_error(L, "dike.batchq: too many calls to take at once");
+  while (dike_batchq_count(q) > room) {
+    room = dike_batchq_count(q);
+    /* Checked before taking, so that an error loses nothing. */
+    if (room > (size_t)(INT_MAX / 3))
+      return luaL_error(L, "dike.batchq: too many calls to take at once");
+    buf = (dike_batchq_seg *)ldike_newuserdata(L, room * sizeof *buf);
+  }
   rows = dike_batchq_rows(q);
   dike_batchq_take(q, &segs, &n);
+  if (n != 0) /* segs may be NULL then, and memcpy(.., NULL, 0) is UB */
+    memcpy(buf, segs, n * sizeof *buf); /* n <= room; no Lua call before */
   for (i = 0; i < n; i++) {
     int k = 3 * (int)i;
-    ldike_pushsize(L, segs[i].id);
+    ldike_pushsize(L, buf[i].id);
     lua_rawseti(L, 2, k + 1);
-    ldike_pushsize(L, segs[i].rows);
+    ldike_pushsize(L, buf[i].rows);
     lua_rawseti(L, 2, k + 2);
-    ldike_pushsize(L, segs[i].offset);
+    ldike_pushsize(L, buf[i].offset);
     lua_rawseti(L, 2, k + 3);
   }
   ldike_pushsize(L, n);

@@ -128,7 +128,9 @@ describe("dike.core", function()
       end
       -- base 0 stays 0 (0 * huge is 0, not NaN)
       local bo = core.backoff(0, 1e300)
-      local got, raw, prev = bo:next()
+      local first, raw, prev = bo:next()
+      assert.equal(0, first)
+      local got
       got, raw, prev = bo:next(raw, prev)
       assert.equal(0, got)
       assert.equal(0, (bo:next(raw, prev)))
@@ -144,7 +146,7 @@ describe("dike.core", function()
       local bo = core.backoff(0.1, 2, 3, "full", 1)
       local lo, hi = INF, -INF
       for _ = 1, 2000 do
-        local raw, prev, got = nil, nil, nil
+        local raw, prev, got
         local b = 0.1
         for k = 1, 8 do
           got, raw, prev = bo:next(raw, prev)
@@ -161,7 +163,7 @@ describe("dike.core", function()
       local bo = core.backoff(0.1, 2, 3, "equal", 2)
       local lo, hi = INF, -INF
       for _ = 1, 2000 do
-        local raw, prev, got = nil, nil, nil
+        local raw, prev, got
         local b = 0.1
         for k = 1, 8 do
           got, raw, prev = bo:next(raw, prev)
@@ -178,7 +180,7 @@ describe("dike.core", function()
       local bo = core.backoff(0.1, 2, 2, "decorrelated", 3)
       local grew = false
       for _ = 1, 1000 do
-        local raw, prev, got = nil, nil, nil
+        local raw, prev, got
         local last = 0.1
         for _ = 1, 20 do
           got, raw, prev = bo:next(raw, prev)
@@ -307,6 +309,80 @@ describe("dike.core", function()
     end)
   end)
 
+  describe("any argument", function()
+    -- Whatever the arguments, a call returns or raises a Lua error: it never
+    -- crashes the process, and a delay is always a finite number >= 0.
+    local function pack(...) return { n = select("#", ...), ... } end
+    local junk = pack(nil, true, false, 0, -1, 1, 1.5, 2 ^ 31, 2 ^ 53, 2 ^ 63, -2 ^ 63, 1e300,
+                      INF, -INF, 0 / 0, "", "full", "int32", {}, { 1, 2, 3 }, print,
+                      coroutine.create(function() end), core.batchq(), core.array({ 1 }),
+                      core.backoff(1, 2), io.stdout, -0.0)
+    local seed = 99
+    local function pick()
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      return junk[seed % junk.n + 1]
+    end
+
+    it("never crashes a module function", function()
+      for _, name in ipairs({ "backoff", "over_budget", "batchq", "array", "array_concat",
+                              "is_array", "errname", "strerror" }) do
+        for _ = 1, 400 do
+          pcall(core[name], pick(), pick(), pick(), pick(), pick())
+        end
+      end
+      for _ = 1, 400 do
+        pcall(core.array_concat, { pick(), pick() })
+        pcall(core.array, { pick(), pick(), pick(), pick() }, pick(), pick())
+      end
+    end)
+
+    it("never crashes a method, whatever self is", function()
+      local objects = { core.backoff(0.1, 2, 5, "decorrelated", 1), core.batchq(),
+                        core.array({ 1, 2, 3, 4 }, "int32", 2), core.array({ 1.5 }) }
+      for _, obj in ipairs(objects) do
+        local mt = getmetatable(obj)
+        for _, name in ipairs({ "next", "seed", "append", "cancel", "rows", "count", "take",
+                                "get", "totable", "type", "width", "slice" }) do
+          local fn = obj[name]
+          if fn then
+            for _ = 1, 200 do
+              pcall(fn, obj, pick(), pick(), pick())
+              pcall(fn, pick(), pick(), pick())
+            end
+          end
+        end
+        for _, meta in ipairs({ "__index", "__len", "__tostring", "__gc" }) do
+          if type(mt[meta]) == "function" then
+            for _ = 1, 200 do
+              pcall(mt[meta], obj, pick())
+              pcall(mt[meta], pick(), pick())
+            end
+          end
+        end
+      end
+      -- __gc called by hand, then the object used again: still safe
+      local q = core.batchq()
+      q:append(3)
+      getmetatable(q).__gc(q)
+      assert.equal(0, q:count())
+      assert.equal(1, q:append(2))
+    end)
+
+    it("always returns finite delays from next", function()
+      for _, jitter in ipairs({ "none", "full", "equal", "decorrelated" }) do
+        local bo = core.backoff(0.1, 3, nil, jitter, 5)
+        for _ = 1, 500 do
+          local ok, d, raw, prev = pcall(bo.next, bo, pick(), pick())
+          if ok then
+            for _, x in ipairs({ d, raw, prev }) do
+              assert.is_true(x >= 0 and x <= core.BACKOFF_MAX_DELAY)
+            end
+          end
+        end
+      end
+    end)
+  end)
+
   describe("batchq", function()
     local function take(q)
       local out = {}
@@ -320,6 +396,7 @@ describe("dike.core", function()
       local q = core.batchq()
       assert.equal(0, q:rows())
       assert.equal(0, q:count())
+      assert.equal(0, q:take({})) -- a fresh queue owns no memory yet
       assert.equal(1, q:append(3))
       assert.equal(2, q:append(1))
       assert.equal(3, q:append(5))
@@ -460,6 +537,20 @@ describe("dike.core", function()
       assert.equal(0, q:count()) -- nothing queued by the failed calls
       assert.equal(1, q:append(2 ^ 53))
       assert.equal(2 ^ 53, q:rows())
+    end)
+
+    it("takes large batches", function()
+      local q = core.batchq()
+      for i = 1, 1000 do q:append(i) end
+      for i = 2, 1000, 2 do q:cancel(i) end
+      local segs, rows = take(q)
+      assert.equal(500, #segs)
+      assert.equal(250000, rows)
+      local offset = 0
+      for k, seg in ipairs(segs) do
+        assert.same({ 2 * k - 1, 2 * k - 1, offset }, seg)
+        offset = offset + seg[2]
+      end
     end)
 
     it("has a tostring and is collected", function()
