@@ -1,7 +1,8 @@
 # dike: see README.md. Everything goes through CMake; these targets are shortcuts.
 #   make build    configure + build build/ (build/dike/core.so, build/lua54/dike/core.so, C tests)
 #   make test     deps, build (-Werror), ctest: C tests, busted under LuaJIT and Lua 5.4,
-#                 luacheck, symbols/source-list/luarocks-install checks; last line "N passed, N failed"
+#                 luacheck, symbols/source-list/luarocks-install/demo checks;
+#                 last line "N passed, N failed"
 #   make asan     the same suites (minus lint/install) built with ASan+UBSan, in build-asan/
 #   make fuzz     libFuzzer targets spec/c/fuzz_*.c for FUZZ_SECONDS each (clang), in build-fuzz/
 #   make demo     luajit examples/demo.lua with the build tree on the paths

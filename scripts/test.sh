@@ -2,7 +2,8 @@
 # What `make test` (and `make asan`) run: deps, configure, build, every ctest suite, summary.
 # Usage: scripts/test.sh [--asan]
 #   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.4, luacheck,
-#            exported-symbols check, source-list check, luarocks install check
+#            exported-symbols check, source-list check, luarocks install check, the demo
+#            under both interpreters
 #   --asan   build-asan/ with -DDIKE_SANITIZE=ON: C tests, busted (both interpreters, ASan
 #            runtime preloaded), symbols check
 # Environment: BUILD_DIR / ASAN_BUILD_DIR (build dirs), JOBS (default: nproc), CTEST_ARGS (extra
