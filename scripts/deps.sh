@@ -5,9 +5,9 @@
 set -euo pipefail
 
 # luajit2 (OpenResty's branch) and not plain luajit: Debian's nginx Lua module needs it,
-# and the two conflict.
+# and the two conflict. libc6-dev: gcc only recommends it, and we install without recommends.
 core=(luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-busted luarocks
-      lua5.1 liblua5.1-0-dev lua-check cmake pkg-config make gcc
+      lua5.1 liblua5.1-0-dev lua-check cmake pkg-config make gcc libc6-dev
       lua5.4 liblua5.4-dev valgrind)
 extra=(neovim nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev gnuplot-nox nodejs npm)
 
