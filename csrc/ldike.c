@@ -39,11 +39,17 @@
  * a:totable() flat list; a:type(); a:width(); a:slice(first_row, nrows)
  *   copy of rows first_row .. first_row + nrows - 1 (nrows may be 0);
  *   tostring(a) "dike.array<double x1>(3 rows)". Integer elements are Lua
- *   integers on 5.3+ (int64 beyond 2^53 is rounded on LuaJIT).
+ *   integers on 5.3+ (int64 beyond 2^53 is rounded on LuaJIT). The list
+ *   is read raw (no __index/__len). Arrays are read-only.
  * core.array_concat(list_of_arrays) -> Array   (same type and width)
  * core.is_array(x) -> boolean
  *
- * core.errname(code), core.strerror(code)  names/messages of DIKE_E* codes
+ * core.errname(code), core.strerror(code)  names/messages of DIKE_E* codes;
+ * core.EINVAL, core.ENOMEM, ... the codes themselves.
+ *
+ * Only BatchQ has a __gc (its queue is malloc'd). Backoff and Array keep
+ * everything inside the userdata (an array's elements too, so the GC sees
+ * their size), and a __gc would only delay their reclamation by a cycle.
  */
 #include <inttypes.h>
 #include <math.h>
