@@ -1,4 +1,5 @@
 # dike: see README.md. Everything goes through CMake; these targets are shortcuts.
+#   make deps     scripts/deps.sh: the Debian packages (a no-op when present); build and demo run it
 #   make build    configure + build build/ (build/dike/core.so, build/lua54/dike/core.so, C tests)
 #   make test     deps, build (-Werror), ctest: C tests, busted under LuaJIT and Lua 5.4,
 #                 luacheck, symbols/source-list/luarocks-install/demo checks;
@@ -27,7 +28,7 @@ all: build
 deps:
 	scripts/deps.sh
 
-build:
+build: deps
 	cmake -S . -B $(BUILD)
 	cmake --build $(BUILD) -j $(JOBS)
 
