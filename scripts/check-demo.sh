@@ -6,5 +6,7 @@ set -eu
 interp=$1 croot=$(cd "$2" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$croot/?.so;;" \
+lpath="$root/lua/?.lua;$root/lua/?/init.lua;;" cpath="$croot/?.so;;"
+# Lua 5.4 prefers the _5_4 variables: set both.
+LUA_PATH=$lpath LUA_PATH_5_4=$lpath LUA_CPATH=$cpath LUA_CPATH_5_4=$cpath \
   timeout 120 "$interp" examples/demo.lua

@@ -28,7 +28,13 @@ fi
 
 # A LUA_PATH from `eval "$(luarocks path)"` lacks the trailing ';;' and would hide LuaJIT's jit.*
 # modules and Lua 5.4's system modules (luv) from the suites.
+# Lua 5.4 also reads LUA_PATH (5.1 trees, from luarocks) unless LUA_PATH_5_4 is set: give it
+# its defaults.
 for v in LUA_PATH LUA_CPATH; do
+  v54=${v}_5_4
+  if [ -n "${!v:-}" ] && [ -z "${!v54:-}" ]; then export "$v54=;;"; fi
+done
+for v in LUA_PATH LUA_CPATH LUA_PATH_5_4 LUA_CPATH_5_4; do
   if [ -n "${!v:-}" ] && [ "${!v%;;}" = "${!v}" ]; then export "$v=${!v};;"; fi
 done
 
