@@ -1,5 +1,6 @@
 # dike: see README.md. Everything goes through CMake; these targets are shortcuts.
-#   make deps     scripts/deps.sh: the Debian packages (a no-op when present); build and demo run it
+#   make deps     scripts/deps.sh: the Debian packages (a no-op when present); build and demo run
+#                 it (core), make test installs the "test" group (nginx, neovim, wrk, clang) too
 #   make build    configure + build build/ (build/dike/core.so, build/lua54/dike/core.so, C tests)
 #   make test     deps, build (-Werror), ctest: C tests, busted under LuaJIT and Lua 5.4,
 #                 luacheck, symbols/source-list/luarocks-install/demo checks;

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages dike needs to build, test and demo (DESIGN.md §3).
 # Idempotent: a no-op (well under a second) when everything is present.
-# Usage: scripts/deps.sh [core|all]   core = build + tests (default), all = + nginx, neovim, wrk...
+# Usage: scripts/deps.sh [core|test|all]
+#   core  build, unit tests and busted (the default; `make build`, `make demo`)
+#   test  core + what the wider suites use: nginx with the Lua module, neovim, wrk, clang and its
+#         sanitizer/fuzzer runtime (`make test`, .ci/run)
+#   all   test + what `make bench` uses: gnuplot, Node.js and npm
 set -euo pipefail
 
 # luajit2 (OpenResty's branch) and not plain luajit: Debian's nginx Lua module needs it,
@@ -9,10 +13,16 @@ set -euo pipefail
 core=(luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-busted luarocks
       lua5.1 liblua5.1-0-dev lua-check cmake pkg-config make gcc libc6-dev
       lua5.4 liblua5.4-dev valgrind)
-extra=(neovim nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev gnuplot-nox nodejs npm)
+test=(neovim nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev)
+bench=(gnuplot-nox nodejs npm)
 
 want=("${core[@]}")
-[ "${1:-core}" = all ] && want+=("${extra[@]}")
+case "${1:-core}" in
+  core) ;;
+  test) want+=("${test[@]}") ;;
+  all) want+=("${test[@]}" "${bench[@]}") ;;
+  *) echo "deps.sh: usage: scripts/deps.sh [core|test|all]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do

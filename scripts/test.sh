@@ -20,7 +20,7 @@ if [ "${1:-}" = --asan ]; then
 fi
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-if ! scripts/deps.sh; then
+if ! scripts/deps.sh test; then
   echo "test.sh: scripts/deps.sh failed: missing packages" >&2
   echo "0 passed, 1 failed"
   exit 1
