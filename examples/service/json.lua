@@ -21,6 +21,8 @@ end
 local function number(n)
     if n ~= n or n == huge or n == -huge then return "null" end
     if n == floor(n) and n > -2 ^ 53 and n < 2 ^ 53 then return format("%d", n) end
+    local short = format("%.14g", n)
+    if tonumber(short) == n then return short end
     return format("%.17g", n)
 end
 
