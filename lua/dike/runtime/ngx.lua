@@ -163,24 +163,26 @@ function M.new()
             local t = list[i]
             if not t.observed then
                 t.observed = true
-                log.log("error", "Unhandled error in task: " .. tostring(t.err) .. "\n" .. (t.traceback or ""))
+                log.log("error", "Unhandled error in task: " .. tostring(t.value) .. "\n" .. (t.traceback or ""))
             end
         end
     end
     rt.flush_unreported = flush_unreported
 
+    -- A finished task's record, as dike.task (gather) reads it: ok, and value (the first
+    -- value, or the error), nres and results; also failed/err/r1, the scheduler's earlier
+    -- names for the same facts.
     local function finish(t, ok, ...)
+        t.ok = ok
         if ok then
             local n = select("#", ...)
             t.nres = n
-            if n == 1 then
-                t.r1 = ...
-            elseif n > 1 then
-                t.results = { ... }
-            end
+            t.value = ...
+            t.r1 = t.value
+            if n > 1 then t.results = { ... } end
         else
             local e = ...
-            t.failed, t.err = true, e
+            t.value, t.failed, t.err = e, true, e
             if getmetatable(e) == CancelledError then
                 t.cancelled = true
             else
@@ -340,9 +342,9 @@ function M.new()
     end
 
     local function results_of(t)
-        if t.failed then error(t.err, 0) end
+        if not t.ok then error(t.value, 0) end
         local n = t.nres
-        if n == 1 then return t.r1 end
+        if n == 1 then return t.value end
         if n == 0 then return end
         return unpack(t.results, 1, n)
     end
