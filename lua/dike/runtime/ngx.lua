@@ -40,6 +40,7 @@ local CANCEL_MESSAGE = "Task was cancelled"
 local FOREVER = 86400    -- seconds of one semaphore wait; waits loop, so any bound works
 local IDLE = 1           -- seconds the worker stays without work before it ends
 local RECYCLE = 256      -- spawns after which the worker hands over to a fresh timer
+local LOST = 2           -- seconds a started worker may take to show life before another starts
 
 -- Phases whose Lua code runs in a thread nginx can suspend (ngx.sleep works there).
 local WAITABLE = { rewrite = true, access = true, content = true, timer = true,
@@ -83,13 +84,15 @@ function M.new()
     local unreported, unreported_n = {}, 0
 
     ---------------------------------------------------------------- the worker
-    local worker_on = false     -- an ngx timer runs the worker loop
+    local worker_on = false     -- an ngx timer runs (or is about to run) the worker loop
     local worker_sem = nil
     local worker_until = nil    -- the worker waits until this time (nil: not waiting)
+    local worker_seen = 0       -- when the worker last showed life (or was started)
     local worker_loop
 
     local function start_worker()
         worker_on = true
+        worker_seen = now()
         local ok, err = timer_at(0, worker_loop)
         if ok then return end
         -- No timer (worker exiting, or too many timers): serve from this request instead.
@@ -103,9 +106,15 @@ function M.new()
     local function poke(at)
         if not worker_on then return start_worker() end
         local u = worker_until
-        if u and (at == nil or at < u) then
-            worker_until = nil
-            worker_sem:post(1)
+        if u then
+            if at == nil or at < u then
+                worker_until = nil
+                worker_sem:post(1)
+            end
+        elseif now() - worker_seen > LOST then
+            -- Started but never ran: nginx drops a timer callback when lua_max_running_timers
+            -- are all busy. Start another rather than wait forever.
+            start_worker()
         end
     end
 
@@ -429,8 +438,12 @@ function M.new()
     -- The worker: one ngx timer (or, as a fallback, a light thread of a request).
     function worker_loop(premature, borrowed)
         worker_sem = worker_sem or semaphore.new()
+        -- Borrowed, it was started inside its caller: yield first, so it never runs a task
+        -- (or wakes one) before that caller has reached its own wait.
+        if borrowed then worker_sem:wait(0.001) end
         local spawned, idle = 0, false
         while true do
+            worker_seen = now()
             flush_unreported()
             if yielders_n > 0 then
                 local list, n = yielders, yielders_n
