@@ -18,6 +18,6 @@ fail() { echo "check-service: $*" >&2; exit 1; }
 [ "$(grep -c 'wrong bodies 0$' <<<"$out")" -eq 2 ] || fail "a response body was wrong (or wrk did not run)"
 [ "$(grep -c 'errors       connect=0 read=0 write=0 timeout=0' <<<"$out")" -eq 2 ] || fail "wrk saw socket errors"
 [ "$(grep -c 'service exit 0$' <<<"$out")" -eq 2 ] || fail "the service did not exit cleanly on SIGTERM"
-grep -q '^batching on vs off: ' <<<"$out" || fail "no comparison line"
+grep -q '^batching on vs off: .* the 200 responses per second' <<<"$out" || fail "no comparison line"
 on=$(grep -m1 'mean [0-9.]* rows' <<<"$out" | sed 's/.*mean \([0-9.]*\) rows.*/\1/')
 awk -v m="$on" 'BEGIN { exit !(m > 1.5) }' || fail "batching on: mean batch size $on, expected > 1.5"
