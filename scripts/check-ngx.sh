@@ -15,7 +15,6 @@ command -v "$luajit" >/dev/null || fail "$luajit not found"
 [ -f "$module" ] || fail "$module not found (libnginx-mod-http-lua)"
 
 prefix=$(mktemp -d "${TMPDIR:-/tmp}/dike-ngx.XXXXXX")
-chmod 755 "$prefix" # the worker may run as another user
 mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
 pid=
 
@@ -44,12 +43,17 @@ trap 'exit 130' INT TERM
 
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/examples/?.lua;;" LUA_CPATH="$croot/?.so;;"
 
+# As root, nginx would run its worker as "nobody", who may not read this checkout (CI clones
+# it anywhere): keep the worker root. Not root: the directive would only warn, so leave it out.
+user_line=""
+[ "$(id -u)" -eq 0 ] && user_line="user root;"
+
 # A free port from the OS; if another process takes it before nginx binds, try again.
 started=
 for _ in 1 2 3; do
   port=$("$luajit" -e 'local uv = require("luv"); local s = uv.new_tcp(); s:bind("127.0.0.1", 0)
     io.write(s:getsockname().port); s:close(); uv.run()') || fail "cannot pick a port"
-  sed -e "s|@ROOT@|$root|g; s|@CPATH@|$croot|g; s|@PORT@|$port|g" \
+  sed -e "s|@ROOT@|$root|g; s|@CPATH@|$croot|g; s|@PORT@|$port|g; s|@USER@|$user_line|" \
     "$root/spec/ngx/nginx.conf.in" >"$prefix/conf/nginx.conf"
   : >"$prefix/logs/error.log"
   nginx -p "$prefix" -c conf/nginx.conf -g 'daemon off;' 2>>"$prefix/logs/stderr.log" &
