@@ -6,12 +6,7 @@
 -- Defaults: 5 s per mode, 64 connections, 2 threads; service options go to main.lua (e.g.
 -- -- --fail-rate 0.05 --limit 32). Every process it starts is ended by its pid.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-local root = here .. "../../"
-package.path = root .. "examples/?.lua;" .. root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
-if not pcall(require, "dike.core") then
-    local sub = _VERSION == "Lua 5.4" and "build/lua54/" or "build/"
-    package.cpath = root .. sub .. "?.so;" .. package.cpath
-end
+assert(loadfile(here .. "paths.lua"))(here)
 
 local uv = require("luv")
 local dike = require("dike")

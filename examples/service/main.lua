@@ -12,12 +12,7 @@
 --   --fail-rate P --attempts N --retry-delay S      injected failures and dike.retry
 --   --seed N --duration S --quiet
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-local root = here .. "../../"
-package.path = root .. "examples/?.lua;" .. root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
-if not pcall(require, "dike.core") then
-    local sub = _VERSION == "Lua 5.4" and "build/lua54/" or "build/"
-    package.cpath = root .. sub .. "?.so;" .. package.cpath
-end
+assert(loadfile(here .. "paths.lua"))(here)
 
 local uv = require("luv")
 local dike = require("dike")
