@@ -232,7 +232,9 @@ function M.new()
     local function current()
         local co = co_running()
         local t = co and by_co[co]
-        if t then return t end
+        -- A running thread's task is RUNNING; any other state is a record left by a thread
+        -- nginx killed mid-wait (its coroutine object reused): start afresh.
+        if t and t.state == RUNNING then return t end
         if co == nil or not WAITABLE[get_phase()] then return nil end
         t = new_task(RUNNING)
         t.adopted = true
