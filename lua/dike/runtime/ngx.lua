@@ -442,7 +442,7 @@ function M.new()
         worker_sem = worker_sem or semaphore.new()
         -- Borrowed, it was started inside its caller: yield first, so it never runs a task
         -- (or wakes one) before that caller has reached its own wait.
-        if borrowed then worker_sem:wait(0.001) end
+        if borrowed then semaphore.new():wait(0.001) end -- a fresh one: no stale count
         local spawned, idle = 0, false
         while true do
             worker_seen = now()
