@@ -244,6 +244,24 @@ test("one nginx timer serves many dike timers", function()
     for i = 1, 300 do eq(tasks[i]:join()[1], i, "result " .. i) end
 end)
 
+test("with every nginx timer taken, dike serves its timers from the waiting request itself", function()
+    -- Let dike's worker timer end (it does after an idle second).
+    local t0 = dike.now()
+    while ngx.timer.running_count() > 0 and dike.now() - t0 < 3 do ngx.sleep(0.05) end
+    eq(ngx.timer.running_count(), 0, "running nginx timers")
+    local taken = 0
+    while ngx.timer.at(0.2, function() end) do taken = taken + 1 end
+    within(taken, 1, 64, "timers taken")
+    local double = dike.batch{ target_batch_size = 10, max_waiting_time = 0.02 }(function(xs)
+        dike.sleep(0)
+        return { xs[1] * 2 }
+    end)
+    eq(double({ 21 })[1], 42, "result")
+    eq(select(2, ngx.timer.at(0, function() end)), "too many pending timers", "nginx timers still taken")
+    t0 = dike.now() -- give them back before the next test
+    while ngx.timer.pending_count() > 0 and dike.now() - t0 < 3 do dike.sleep(0.05) end
+end)
+
 test("nothing is left behind", function()
     dike.sleep(0.02)
     local p = rt.pending()
