@@ -3,6 +3,8 @@ local dike = require("dike")
 local service = require("service.app")
 local client = require("service.client")
 local json = require("service.json")
+local http_server = require("service.server")
+local uv = require("luv")
 
 local HOST = "127.0.0.1"
 
@@ -179,6 +181,33 @@ describe("demo service", function()
             assert.is_true(s.retry.retries > 0)
             assert.are.equal(0, s.retry.failures)
             assert.are.equal(s.model.failures, s.retry.retries)
+        end)
+    end)
+
+    it("stops reading from a peer that leaves its responses unread, and goes on when it reads", function()
+        dike.run(function()
+            local big = ("x"):rep(1048576)
+            local server = assert(http_server.listen({ max_unsent = 65536, max_pipeline = 100,
+                                                       handler = function() return 200, {}, big end }))
+            local tcp = uv.new_tcp()
+            dike.wrap(function(cb) tcp:connect(HOST, server.port, cb) end)()
+            tcp:write(("GET / HTTP/1.1\r\nHost: a\r\n\r\n"):rep(40))
+            dike.sleep(0.3) -- 40 MiB of answers cannot all sit in the kernel's buffers
+            local seen = server.counters.requests
+            local parser = require("service.http").parser("response", { max_body = 2 * 1048576 })
+            local got = 0
+            dike.wrap(function(cb)
+                tcp:read_start(function(_, data)
+                    parser:feed(data or "")
+                    while parser:next() do got = got + 1 end
+                    if got == 40 or not data then tcp:read_stop() cb() end
+                end)
+            end)()
+            tcp:close()
+            server:close(2)
+            assert.is_true(seen < 40, "requests taken while the peer did not read: " .. seen)
+            assert.are.equal(40, got)
+            assert.are.equal(40, server.counters.requests)
         end)
     end)
 

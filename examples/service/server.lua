@@ -2,8 +2,9 @@
 --
 -- Each request becomes a task (dike.spawn) calling handler(request) -> status, headers,
 -- body; the handler may wait (batch, limit_jobs, retry...). Requests of one connection may
--- be in flight together (pipelining, up to max_pipeline; reading pauses beyond that), and
--- their responses are written in request order. Keep-alive is HTTP/1.1's default;
+-- be in flight together (pipelining, up to max_pipeline; reading pauses beyond that, and
+-- while the peer leaves more than max_unsent bytes of responses unread), and their
+-- responses are written in request order. Keep-alive is HTTP/1.1's default;
 -- "Connection: close" and HTTP/1.0 (without keep-alive) close after the response. Input
 -- that is not HTTP gets its 4xx/5xx (http.lua) in order, then the connection closes. An idle
 -- connection closes after idle_timeout; one that sends a partial request for head_timeout
@@ -59,6 +60,16 @@ end
 
 local drain
 
+-- Reading paused (too many requests in flight, or a peer that does not read its responses):
+-- go on once both are back under their limits.
+local function resume(server, conn)
+    if not conn.paused or conn.closed or conn.last then return end
+    if conn.inflight >= server.max_pipeline or conn.tcp:get_write_queue_size() > server.max_unsent then return end
+    conn.paused = false
+    drain(server, conn)
+    if not conn.paused and not conn.last then conn.tcp:read_start(conn.on_read) end
+end
+
 -- Write the responses that are ready, in request order.
 local function flush(server, conn)
     local slots = conn.slots
@@ -68,15 +79,13 @@ local function flush(server, conn)
         slots[conn.head] = nil
         conn.head = conn.head + 1
         conn.inflight = conn.inflight - 1
-        if not conn.closed then conn.tcp:write(s.data) end
+        if not conn.closed then conn.tcp:write(s.data, conn.on_written) end
     end
     if conn.closed then return end
     if conn.last then
         if conn.inflight == 0 then finish_conn(server, conn) end
-    elseif conn.paused and conn.inflight < server.max_pipeline then
-        conn.paused = false
-        drain(server, conn)
-        if not conn.paused and not conn.last then conn.tcp:read_start(conn.on_read) end
+    else
+        resume(server, conn)
     end
     if conn.inflight == 0 then arm_timer(server, conn) end
 end
@@ -107,7 +116,7 @@ end
 -- Start a task for every complete request buffered (pausing at max_pipeline).
 function drain(server, conn)
     while not conn.last do
-        if conn.inflight >= server.max_pipeline then
+        if conn.inflight >= server.max_pipeline or conn.tcp:get_write_queue_size() > server.max_unsent then
             conn.paused = true
             conn.tcp:read_stop()
             return
@@ -171,6 +180,7 @@ local function on_connection(server)
                    slots = {}, head = 1, tail = 0, inflight = 0 }
     conn.on_read = function(err, data) on_read(server, conn, err, data) end
     conn.on_timer = function() on_timer(server, conn) end
+    conn.on_written = function() resume(server, conn) end
     server.conns[conn] = true
     server.open = server.open + 1
     server.counters.connections = server.counters.connections + 1
@@ -180,11 +190,13 @@ local function on_connection(server)
 end
 
 --- Listen on 127.0.0.1. opts: port (0: the OS picks; read server.port), handler,
---- limits (for http.parser), max_pipeline (16), idle_timeout (30 s), head_timeout (10 s).
+--- limits (for http.parser), max_pipeline (16), max_unsent (bytes of responses the peer has
+--- not taken yet before reading pauses, 1 MiB), idle_timeout (30 s), head_timeout (10 s).
 ---@return table|nil server, string|nil error
 function M.listen(opts)
     local server = setmetatable({
         handler = opts.handler, limits = opts.limits, max_pipeline = opts.max_pipeline or 16,
+        max_unsent = opts.max_unsent or 1048576,
         idle_timeout = opts.idle_timeout or 30, head_timeout = opts.head_timeout or 10,
         conns = {}, open = 0,
         counters = { connections = 0, requests = 0, bad_requests = 0, responses = {} },
