@@ -18,7 +18,8 @@ prefix=$(mktemp -d "${TMPDIR:-/tmp}/dike-ngx.XXXXXX")
 mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/tmp"
 pid=
 
-# Graceful (QUIT), then fast (TERM), each given 3 s; then KILL the master and its workers.
+# $pid is timeout's, which passes signals on to the nginx master. Graceful (QUIT), then fast
+# (TERM), each given 3 s; then KILL timeout, the master and its workers.
 stop_nginx() {
   [ -n "$pid" ] || return 0
   local sig
@@ -28,8 +29,11 @@ stop_nginx() {
     for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   done
   if kill -0 "$pid" 2>/dev/null; then
-    echo "# nginx did not stop: killing pid $pid and its workers" >&2
-    kill -KILL $(cat "/proc/$pid/task/$pid/children" 2>/dev/null) "$pid" 2>/dev/null
+    local master
+    master=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null)
+    echo "# nginx did not stop: killing $pid, master $master and its workers" >&2
+    # shellcheck disable=SC2086 # lists of pids
+    kill -KILL $(for m in $master; do cat "/proc/$m/task/$m/children" 2>/dev/null; done) $master "$pid" 2>/dev/null
   fi
   wait "$pid" 2>/dev/null
   pid=
@@ -56,7 +60,9 @@ for _ in 1 2 3; do
   sed -e "s|@ROOT@|$root|g; s|@CPATH@|$croot|g; s|@PORT@|$port|g; s|@USER@|$user_line|" \
     "$root/spec/ngx/nginx.conf.in" >"$prefix/conf/nginx.conf"
   : >"$prefix/logs/error.log"
-  nginx -p "$prefix" -c conf/nginx.conf -g 'daemon off;' 2>>"$prefix/logs/stderr.log" &
+  # Under timeout (which passes our signals on to nginx): should this script be killed
+  # before it stops nginx, nginx still ends.
+  timeout 175 nginx -p "$prefix" -c conf/nginx.conf -g 'daemon off;' 2>>"$prefix/logs/stderr.log" &
   pid=$!
   for _ in $(seq 100); do
     if ! kill -0 "$pid" 2>/dev/null; then break; fi
@@ -71,7 +77,7 @@ if [ -z "$started" ]; then
   cat "$prefix/logs/stderr.log" "$prefix/logs/error.log" >&2
   fail "nginx did not start"
 fi
-echo "# nginx pid $pid on 127.0.0.1:$port, prefix $prefix"
+echo "# nginx (under timeout, pid $pid) on 127.0.0.1:$port, prefix $prefix"
 
 (cd "$root" && timeout 120 "$luajit" spec/ngx/check.lua "$port" "$prefix")
 rc=$?

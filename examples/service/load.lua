@@ -107,7 +107,8 @@ local function histogram(sizes)
 end
 
 local function run_mode(mode)
-    local args = { here .. "main.lua", "--port", "0", "--quiet" }
+    -- --duration: should this script die before it stops the service, the service still ends.
+    local args = { here .. "main.lua", "--port", "0", "--quiet", "--duration", tostring(duration + 60) }
     if mode == "off" then args[#args + 1] = "--no-batch" end
     for _, a in ipairs(service_args) do args[#args + 1] = a end
     local port
