@@ -49,6 +49,7 @@ local WAITABLE = { rewrite = true, access = true, content = true, timer = true,
 local M = {}
 
 --- Whether this Lua state runs inside nginx with the Lua module (OpenResty or Debian's).
+---@return boolean
 function M.available()
     local ngx = rawget(_G, "ngx")
     return type(ngx) == "table" and type(ngx.get_phase) == "function"
@@ -57,6 +58,7 @@ function M.available()
 end
 
 --- The runtime table (see runtime/init.lua); only inside nginx.
+---@return table runtime
 function M.new()
     local ngx = rawget(_G, "ngx")
     local semaphore = require("ngx.semaphore")
