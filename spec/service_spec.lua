@@ -155,7 +155,7 @@ describe("demo service", function()
     end)
 
     it("sheds load with 503 and Python dike's JSON body", function()
-        with_service({ batch = false, limit = 2, overhead = 0.05 }, function(server)
+        with_service({ batch = false, limit = 2, overhead = 0.3 }, function(server)
             local calls = {}
             for i = 1, 5 do calls[i] = function() return client.get(HOST, server.port, "/predict?x=" .. i, 5) end end
             local results = dike.gather(calls)

@@ -31,9 +31,10 @@ local batched = dike.batch{ target_batch_size = 16, max_waiting_time = 0.01 }(mo
 local limiter = dike.limit_jobs{ limit = 200, name = "predict" }
 local predict = limiter(function(x) return batched({ x })[1] end)
 
--- Two slots, no queue: the third concurrent request is shed with 503.
+-- Two slots, no queue: the third concurrent request is shed with 503. (Half a second: long
+-- enough for all five test requests to arrive while the first two hold the slots.)
 local slow = dike.limit_jobs{ limit = 2, name = "slow" }(function()
-    dike.sleep(0.3)
+    dike.sleep(0.5)
     return "done"
 end)
 
