@@ -23,3 +23,6 @@ files["examples"] = { read_globals = hosts }
 files["bench"] = { read_globals = hosts }
 
 files["spec"] = { std = "+busted", read_globals = hosts }
+
+-- Code that runs inside nginx sets ngx.status and ngx.header.*.
+files["spec/ngx"] = { globals = { "ngx" } }

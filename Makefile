@@ -7,7 +7,10 @@
 #                 last line "N passed, N failed"
 #   make asan     the same suites (minus lint/install) built with ASan+UBSan, in build-asan/
 #   make fuzz     libFuzzer targets spec/c/fuzz_*.c for FUZZ_SECONDS each (clang), in build-fuzz/
-#   make demo     luajit examples/demo.lua with the build tree on the paths
+#   make demo     luajit examples/demo.lua with the build tree on the paths (includes a short
+#                 in-process run of the demo service)
+#   make demo-service  the demo HTTP service under wrk, batching on then off
+#                 (examples/service/load.lua; LOAD_ARGS="--duration 10 -- --fail-rate 0.05")
 #   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
 #   make clean
 BUILD ?= build
@@ -22,7 +25,7 @@ MAKEFLAGS += --no-print-directory
 # The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
 RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all build test asan fuzz demo rockspec clean deps
+.PHONY: all build test asan fuzz demo demo-service rockspec clean deps
 
 all: build
 
@@ -48,6 +51,11 @@ fuzz:
 
 demo: build
 	$(RUN_ENV) $(LUAJIT) examples/demo.lua
+
+LOAD_ARGS ?=
+demo-service: build
+	scripts/deps.sh test
+	$(RUN_ENV) $(LUAJIT) examples/service/load.lua $(LOAD_ARGS)
 
 rockspec:
 	$(LUAJIT) scripts/check-sources.lua --write

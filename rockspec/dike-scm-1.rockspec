@@ -55,6 +55,7 @@ build = {
       ["dike.retry"] = "lua/dike/retry.lua",
       ["dike.runtime"] = "lua/dike/runtime/init.lua",
       ["dike.runtime.luv"] = "lua/dike/runtime/luv.lua",
+      ["dike.runtime.ngx"] = "lua/dike/runtime/ngx.lua",
       ["dike.scheduler"] = "lua/dike/scheduler.lua",
       ["dike.stats"] = "lua/dike/stats.lua",
       ["dike.task"] = "lua/dike/task.lua",

@@ -14,12 +14,17 @@ local scheduler = require("dike.scheduler")
 
 local rt = {}
 
+-- Inside nginx (OpenResty, or nginx with the Lua module) the ngx runtime, in every phase:
+-- modules are commonly loaded in init_by_lua and used later by requests and timers.
+-- Elsewhere luv, which inside Neovim is Neovim's own loop.
 local function default()
+    local ngx_runtime = require("dike.runtime.ngx")
+    if ngx_runtime.available() then return ngx_runtime.new() end
     return scheduler.new(require("dike.runtime.luv").new())
 end
 
 --- Replace the runtime in place; `impl` is a runtime table (e.g. scheduler.new(driver)),
---- or nil for the default: luv (Neovim's vim.uv/vim.loop inside Neovim).
+--- or nil for the default: ngx inside nginx, else luv (Neovim's vim.uv/vim.loop inside Neovim).
 function rt.install(impl)
     local install = rt.install
     for k in pairs(rt) do rt[k] = nil end

@@ -9,6 +9,7 @@
 -- reuses them instead of leaking handles.
 local ceil = math.ceil
 local debug_getregistry = debug.getregistry
+local rawget, type = rawget, type
 
 local REGISTRY_KEY = "dike.runtime.luv.driver"
 
@@ -83,9 +84,14 @@ local function new(uv)
         return uv.run("once")
     end
 
+    -- Neovim runs its loop from C, so luv's loop_mode() stays nil inside its callbacks;
+    -- there, being in a "fast" event means being inside the loop.
+    local vim = rawget(_G, "vim")
+    local in_fast_event = type(vim) == "table" and vim.in_fast_event or nil
+
     --- Whether the loop is being run right now (by anyone).
     function D.loop_running()
-        return uv.loop_mode() ~= nil
+        return uv.loop_mode() ~= nil or (in_fast_event ~= nil and in_fast_event())
     end
 
     --- The handles this driver owns (for tests that check nothing else is left open).
