@@ -8,6 +8,8 @@
 #   make asan     the same suites (minus lint/install) built with ASan+UBSan, in build-asan/
 #   make fuzz     libFuzzer targets spec/c/fuzz_*.c for FUZZ_SECONDS each (clang), in build-fuzz/
 #   make demo     luajit examples/demo.lua with the build tree on the paths
+#   make bench    bench/run.sh: deps (all), build, the Node peers, every workload; prints the
+#                 table, writes bench/RESULTS.md and bench/results.png (not part of make test)
 #   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
 #   make clean
 BUILD ?= build
@@ -22,7 +24,7 @@ MAKEFLAGS += --no-print-directory
 # The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
 RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all build test asan fuzz demo rockspec clean deps
+.PHONY: all build test asan fuzz demo bench rockspec clean deps
 
 all: build
 
@@ -48,6 +50,9 @@ fuzz:
 
 demo: build
 	$(RUN_ENV) $(LUAJIT) examples/demo.lua
+
+bench:
+	bench/run.sh
 
 rockspec:
 	$(LUAJIT) scripts/check-sources.lua --write
