@@ -348,7 +348,29 @@ function Batcher:snapshot()
              queued_rows = self.q:rows(), running_batches = self.running, waiting = self.waiting }
 end
 
-local function call(B, t, nargs, ...)
+-- Queue a checked call (its args: the one argument, or a table of them) and wait.
+local function enqueue(B, t, rows, args, nargs)
+    local id, queued = B.q:append(rows)
+    B.task_of[id], B.args_of[id] = t, args
+    B.calls = B.calls + 1
+    if B.first == nil then
+        B.first, B.nargs = args, nargs
+        B.timer = rt.timer(B.max_waiting_time, on_max_waiting_time, B)
+    end
+    if queued >= B.target or rows > B.max_batch_size then
+        local batch = send(B)
+        return rt.suspend(t, on_cancel_sent, batch, batch.n) -- this call arrived last
+    end
+    return rt.suspend(t, on_cancel_queued, B, id)
+end
+
+-- A call that would push the open batch past the cap starts the next batch.
+local function make_room(B, rows)
+    if B.first ~= nil and B.max_batch_size ~= huge and B.q:rows() + rows > B.max_batch_size then send(B) end
+end
+
+-- Every other call: each argument checked, and checked against the batch's first call.
+local function checked_call(B, t, nargs, ...)
     if nargs == 0 then bad_call("a call needs at least one argument (its rows)") end
     local array_mode = B.array_mode
     local a1 = ...
@@ -359,9 +381,7 @@ local function call(B, t, nargs, ...)
             bad_call(format("argument %d has %d rows but argument 1 has %d", j, r, rows))
         end
     end
-    local q = B.q
-    -- A call that would push the open batch past the cap starts the next batch.
-    if q:count() > 0 and q:rows() + rows > B.max_batch_size then send(B) end
+    make_room(B, rows)
     local first = B.first
     if first then
         if nargs ~= B.nargs then
@@ -374,19 +394,27 @@ local function call(B, t, nargs, ...)
             for j = 1, nargs do check_kind(array_mode, (select(j, ...)), first[j], j) end
         end
     end
-    local args = nargs == 1 and a1 or { ... }
-    local id = q:append(rows)
-    B.task_of[id], B.args_of[id] = t, args
-    B.calls = B.calls + 1
-    if not first then
-        B.first, B.nargs = args, nargs
-        B.timer = rt.timer(B.max_waiting_time, on_max_waiting_time, B)
+    return enqueue(B, t, rows, nargs == 1 and a1 or { ... }, nargs)
+end
+
+-- The common call in list mode: one argument, a sequence without holes, into a batch of
+-- such calls (or an empty one). Anything else takes checked_call, which also words the
+-- errors. (A dike.array is a userdata, so a table here is never one.)
+local function call(B, t, nargs, ...)
+    local a1 = ...
+    if nargs ~= 1 or B.array_mode or type(a1) ~= "table" or a1[1] == nil then
+        return checked_call(B, t, nargs, ...)
     end
-    if q:rows() >= B.target or rows > B.max_batch_size then
-        local batch = send(B)
-        return rt.suspend(t, on_cancel_sent, batch, batch.n) -- this call arrived last
+    local first = B.first
+    if first ~= nil and (B.nargs ~= 1 or first[1] == nil) then
+        return checked_call(B, t, nargs, ...)
     end
-    return rt.suspend(t, on_cancel_queued, B, id)
+    local rows = #a1
+    for i = 2, rows - 1 do
+        if a1[i] == nil then return checked_call(B, t, nargs, ...) end
+    end
+    make_room(B, rows)
+    return enqueue(B, t, rows, a1, 1)
 end
 
 --- Make a batching decorator.
