@@ -18,6 +18,12 @@ local stats = require("dike.stats")
 local type, select, pairs, next, error, pcall, setmetatable, getmetatable, tostring, format =
     type, select, pairs, next, error, pcall, setmetatable, getmetatable, tostring, string.format
 local unpack = table.unpack or unpack -- luacheck: ignore 143
+-- Tables of a known size made at that size (LuaJIT); elsewhere they grow as usual.
+local new_tab = (function()
+    local ok, fn = pcall(require, "table.new")
+    if ok then return fn end
+    return function() return {} end
+end)()
 local huge = math.huge
 local is_array, array_concat = core.is_array, core.array_concat
 local TimeoutError = errors.TimeoutError
@@ -215,7 +221,7 @@ local function deliver_error(B, batch, err)
 end
 
 local function slice_list(res, off, rows)
-    local out, failed = {}, nil
+    local out, failed = new_tab(rows, 0), nil
     for r = 1, rows do
         local v = res[off + r]
         if failed == nil and getmetatable(v) == Fail then failed = v end
@@ -225,6 +231,7 @@ local function slice_list(res, off, rows)
 end
 
 local function deliver(B, batch, res)
+    local wake = rt.wake
     local total = batch.total
     local array_result = is_array(res)
     local count = (array_result or type(res) == "table") and #res or nil
@@ -234,20 +241,27 @@ local function deliver(B, batch, res)
             "%s: %s returned %s for a batch of %d rows (expected a sequence of %d results, one per row)",
             FNAME, B.name, got, total, total))
     end
-    local tasks, offs, rows = batch.tasks, batch.offs, batch.rows
+    -- wake only queues the callers, so nothing else touches the batch during this loop
+    local tasks, rows = batch.tasks, batch.rows
+    local off, woken = 0, 0
     for i = 1, batch.n do
-        local t = tasks[i]
+        local t, r = tasks[i], rows[i]
         if t then
             tasks[i] = false
-            B.waiting = B.waiting - 1
+            woken = woken + 1
             if array_result then
-                rt.wake(t, true, res:slice(offs[i] + 1, rows[i]))
+                wake(t, true, res:slice(off + 1, r))
+            elseif r == 1 then
+                local v = res[off + 1]
+                if getmetatable(v) == Fail then wake(t, false, v.err) else wake(t, true, { v }) end
             else
-                local out, failed = slice_list(res, offs[i], rows[i])
-                if failed then rt.wake(t, false, failed.err) else rt.wake(t, true, out) end
+                local out, failed = slice_list(res, off, r)
+                if failed then wake(t, false, failed.err) else wake(t, true, out) end
             end
         end
+        off = off + r
     end
+    B.waiting = B.waiting - woken
 end
 
 local function on_processing_timeout(batch)
@@ -292,25 +306,30 @@ local function send(B)
         B.timer = nil
     end
     local seg = B.seg
-    local n = B.q:take(seg)
+    local n, total = B.q:take(seg)
     if n == 0 then return nil end
     local task_of, args_of = B.task_of, B.args_of
-    local tasks, offs, rows, calls = {}, {}, {}, {}
-    local batch = { B = B, n = n, tasks = tasks, offs = offs, rows = rows, done = false }
-    local total = 0
+    local tasks, rows = new_tab(n, 0), new_tab(n, 0)
+    local batch = { B = B, n = n, total = total, tasks = tasks, rows = rows, done = false,
+                    nargs = B.nargs, args = false, task = false, timer = false }
+    -- One sequence per call (the common case): concatenate it here, without a table of calls.
+    local list = not B.array_mode and B.nargs == 1 and B.first[1] ~= nil and new_tab(total, 0)
+    local calls = not list and new_tab(n, 0)
+    local pos = 0
     for i = 1, n do
         local id, r = seg[3 * i - 2], seg[3 * i - 1]
-        local t = task_of[id]
-        task_of[id] = nil
-        calls[i] = args_of[id]
-        args_of[id] = nil
-        tasks[i], offs[i], rows[i] = t, seg[3 * i], r
-        total = total + r
+        local t, a = task_of[id], args_of[id]
+        task_of[id], args_of[id] = nil, nil
+        tasks[i], rows[i] = t, r
+        if list then
+            for j = 1, r do list[pos + j] = a[j] end
+            pos = pos + r
+        else
+            calls[i] = a
+        end
         rt.rehook(t, on_cancel_sent, batch, i)
     end
-    batch.total = total
-    batch.args = build_args(B, calls, n)
-    batch.nargs = B.nargs
+    batch.args = list and { list } or build_args(B, calls, n)
     B.first = nil
     B.batches = B.batches + 1
     B.running = B.running + 1
