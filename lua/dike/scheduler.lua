@@ -146,6 +146,7 @@ function M.new(driver)
     -- coroutine itself.
     local function after_resume(t, prev, ok, ...)
         current = prev
+        if ok and t.state ~= RUNNING then return end -- it waits (the common case)
         if co_status(t.co) == "dead" then
             if not ok and getmetatable((...)) ~= CancelledError then
                 -- A dead coroutine keeps its stack as it was where the error was raised.
