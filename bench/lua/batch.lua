@@ -3,11 +3,13 @@
 --   IMPL dike      dike.batch, callers are dike tasks: load({i}) -> {2 * i}
 --   IMPL minimal   the hand-written floor (minimal_batcher.lua), callers are bare
 --                  coroutines: load(i) -> 2 * i
+--   IMPL contract  the same logic held to dike's contract (contract_batcher.lua): callers
+--                  are dike tasks, load({i}) -> {2 * i}
 -- Timed: from spawning the first caller until the loop has nothing left (every caller has
 -- its result). With `mem`: the heap growth per waiting caller once all N are waiting.
 local common = require("lua.common")
 
-local impl, n, mem = common.args("batch.lua dike|minimal N [mem]")
+local impl, n, mem = common.args("batch.lua dike|minimal|contract N [mem]")
 local uv = common.uv
 local TARGET, MAX_WAIT = 100, 0.01
 
@@ -42,6 +44,21 @@ elseif impl == "minimal" then
     spawn_all = function()
         local create, resume = coroutine.create, coroutine.resume
         for i = 1, n do resume(create(caller), i) end
+    end
+elseif impl == "contract" then
+    local dike = require("dike")
+    local load = require("lua.contract_batcher").new(function(keys)
+        local out = {}
+        for i = 1, #keys do out[i] = keys[i] * 2 end
+        return out
+    end, TARGET, MAX_WAIT)
+    local function caller(i)
+        local r = load({ i })[1]
+        sum = sum + r
+    end
+    spawn_all = function()
+        local spawn = dike.spawn
+        for i = 1, n do spawn(caller, i) end
     end
 else
     error("batch.lua: unknown IMPL " .. impl, 0)
