@@ -126,6 +126,9 @@ function M.new(driver)
         end
         t.ok = ok
         t.state = DONE
+        -- A coroutine that died by an error keeps its stack (and what it references): a
+        -- finished task holds on to neither.
+        t.co = nil
         t.hook, t.hook_obj, t.hook_key = nil, nil, nil
         local watchers = t.watchers
         if watchers then
