@@ -12,6 +12,12 @@ describe("dike.run", function()
         assert.equal(0, select("#", dike.run(function() end)))
     end)
 
+    it("runs a callable table like a function", function()
+        local callable = setmetatable({}, { __call = function(_, a) dike.sleep(0); return a * 2 end })
+        assert.equal(42, dike.run(callable, 21))
+        assert.equal(8, dike.run(function() return dike.spawn(callable, 4):join() end))
+    end)
+
     it("raises the task's error value unchanged", function()
         local e = { code = 7 }
         assert.equal(e, support.error_of(dike.run, function() error(e) end))
