@@ -13,55 +13,43 @@ local impl, n, mem = common.args("batch.lua dike|minimal|contract N [mem]")
 local uv = common.uv
 local TARGET, MAX_WAIT = 100, 0.01
 
+-- The batch function of every variant: its input doubled.
+local function double_all(xs, count)
+    local out = {}
+    for i = 1, count or #xs do out[i] = xs[i] * 2 end
+    return out
+end
+
 local sum = 0
 local spawn_all, close
+local load_sequence -- dike's contract: load({ i }) -> { 2 * i }, called from dike tasks
 if impl == "dike" then
-    local dike = require("dike")
-    local load = dike.batch{ target_batch_size = TARGET, max_waiting_time = MAX_WAIT }(function(xs)
-        local out = {}
-        for i = 1, #xs do out[i] = xs[i] * 2 end
-        return out
-    end)
-    local function caller(i)
-        local r = load({ i })[1] -- read sum only after the wait
-        sum = sum + r
-    end
-    spawn_all = function()
-        local spawn = dike.spawn
-        for i = 1, n do spawn(caller, i) end
-    end
+    load_sequence = require("dike").batch{ target_batch_size = TARGET, max_waiting_time = MAX_WAIT }(double_all)
+elseif impl == "contract" then
+    load_sequence = require("lua.contract_batcher").new(double_all, TARGET, MAX_WAIT)
 elseif impl == "minimal" then
     local load
-    load, close = require("lua.minimal_batcher").new(function(keys, count)
-        local out = {}
-        for i = 1, count do out[i] = keys[i] * 2 end
-        return out
-    end, TARGET, MAX_WAIT)
+    load, close = require("lua.minimal_batcher").new(double_all, TARGET, MAX_WAIT)
     local function caller(i)
-        local r = load(i)
+        local r = load(i) -- read sum only after the wait
         sum = sum + r
     end
     spawn_all = function()
         local create, resume = coroutine.create, coroutine.resume
         for i = 1, n do resume(create(caller), i) end
     end
-elseif impl == "contract" then
-    local dike = require("dike")
-    local load = require("lua.contract_batcher").new(function(keys)
-        local out = {}
-        for i = 1, #keys do out[i] = keys[i] * 2 end
-        return out
-    end, TARGET, MAX_WAIT)
+else
+    error("batch.lua: unknown IMPL " .. impl, 0)
+end
+if load_sequence then
     local function caller(i)
-        local r = load({ i })[1]
+        local r = load_sequence({ i })[1]
         sum = sum + r
     end
     spawn_all = function()
-        local spawn = dike.spawn
+        local spawn = require("dike").spawn
         for i = 1, n do spawn(caller, i) end
     end
-else
-    error("batch.lua: unknown IMPL " .. impl, 0)
 end
 
 local before = mem and common.heap_bytes()
