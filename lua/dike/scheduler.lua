@@ -180,9 +180,15 @@ function M.new(driver)
     end
 
     -- coroutine.create takes functions only; a callable table gets a function around it.
+    -- (Made apart from body_of: a closure over body_of's own argument would make every
+    -- call of it close an upvalue, which LuaJIT cannot compile: the spawn path would run
+    -- interpreted.)
+    local function function_around(callable)
+        return function(...) return callable(...) end
+    end
     local function body_of(fn)
         if type(fn) == "function" then return fn end
-        return function(...) return fn(...) end
+        return function_around(fn)
     end
 
     local function new_task(fn)
