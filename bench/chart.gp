@@ -29,12 +29,14 @@ set yrange [0:*]
 set title "5. queue growth: limit_jobs{limit = 1, queue = N}"
 set style data linespoints
 set logscale x
+set xrange [500:200000]
 set xlabel "waiting callers"
 set ylabel "ns per call (flat is the target)"
 set key top left
 plot datadir.'/queue.dat' using 1:2 title "dike" linewidth 2 pointtype 7, \
      '' using 1:3 title "hand-written FIFO" linewidth 2 pointtype 5
 unset logscale x
+set xrange [*:*]
 unset xlabel
 
 set title "targets: measured ratio (bars) against the limit (line marks)"

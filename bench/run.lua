@@ -559,7 +559,7 @@ do
     end
     dat("queue", g)
     local t = {}
-    local short = { "batch vs\\nminimal", "dataloader\\nvs batch", "limit_jobs\\nvs pcall",
+    local short = { "batch vs\\nminimal", "dataloader calls/s\\nvs dike's", "limit_jobs\\nvs pcall",
                     "retry vs\\npcall", "queue\\n100k/1k" }
     for i = 1, 5 do
         local x = targets[i]
