@@ -60,23 +60,30 @@ local function describe(v)
     return options.show(v)
 end
 
--- Rows of one sequence (list mode) or array (array mode); `what` names it in messages.
-local function rows_of(array_mode, v, what)
+-- How messages name argument j, or its field k.
+local function arg_name(j, k)
+    if k == nil then return "argument " .. j end
+    return "argument " .. j .. " field " .. format("%q", k)
+end
+
+-- Rows of one sequence (list mode) or array (array mode): argument j, or its field k.
+-- The name for a message is only made when there is one to give.
+local function rows_of(array_mode, v, j, k)
     if array_mode then
         if not is_array(v) then
-            bad_call(what .. " must be a dike.array (argument_type \"array\"), got " .. describe(v))
+            bad_call(arg_name(j, k) .. " must be a dike.array (argument_type \"array\"), got " .. describe(v))
         end
         local r = #v
-        if r == 0 then bad_call(what .. " is empty: a call needs at least one row") end
+        if r == 0 then bad_call(arg_name(j, k) .. " is empty: a call needs at least one row") end
         return r
     end
-    if type(v) ~= "table" or is_array(v) then
-        bad_call(what .. " must be a non-empty sequence, got " .. describe(v))
+    if type(v) ~= "table" then
+        bad_call(arg_name(j, k) .. " must be a non-empty sequence, got " .. describe(v))
     end
     local r = #v
-    if r == 0 then bad_call(what .. " is empty: a call needs at least one row") end
+    if r == 0 then bad_call(arg_name(j, k) .. " is empty: a call needs at least one row") end
     for i = 1, r - 1 do
-        if v[i] == nil then bad_call(what .. " has a hole at index " .. i) end
+        if v[i] == nil then bad_call(arg_name(j, k) .. " has a hole at index " .. i) end
     end
     return r
 end
@@ -89,14 +96,14 @@ end
 -- Rows of argument j: a sequence/array, or a table of named ones of equal length.
 local function arg_rows(array_mode, v, j)
     if not is_named(v) then
-        return rows_of(array_mode, v, "argument " .. j)
+        return rows_of(array_mode, v, j)
     end
     local rows, first
     for k, s in pairs(v) do
         if type(k) ~= "string" then
             bad_call("argument " .. j .. " mixes named sequences with a non-string key " .. options.show(k))
         end
-        local r = rows_of(array_mode, s, "argument " .. j .. " field " .. format("%q", k))
+        local r = rows_of(array_mode, s, j, k)
         if rows == nil then
             rows, first = r, k
         elseif r ~= rows then
