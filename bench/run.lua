@@ -5,7 +5,7 @@
 -- them; writes bench/RESULTS.md and the data for bench/chart.gp.
 --
 --   luajit bench/run.lua [--runs N] [--smoke] [--build DIR] [--out DIR] [--results FILE]
---     --runs N       rounds (default 5; BENCH_RUNS overrides the default)
+--     --runs N       rounds (default 7; BENCH_RUNS overrides the default)
 --     --build DIR    the build tree holding dike/core.so and lua54/dike/core.so (default build)
 --     --smoke        tiny sizes, one round, no Node, no RESULTS.md: proves the scripts run
 --     --out DIR      raw logs and chart data (default build/bench)
@@ -16,7 +16,7 @@ local format, concat, sort = string.format, table.concat, table.sort
 
 ---------------------------------------------------------------- command line
 
-local opts = { runs = tonumber(os.getenv("BENCH_RUNS") or "") or 5, smoke = false,
+local opts = { runs = tonumber(os.getenv("BENCH_RUNS") or "") or 7, smoke = false,
                build = "build", out = "build/bench", results = nil }
 do
     local i = 1
