@@ -1,7 +1,8 @@
---- The benchmark driver (`make bench`, through bench/run.sh): runs every measurement (the
--- six workloads of bench/lua/*.lua and bench/node/*.mjs; each script says what it does) several times, each in a fresh process, interleaved
--- (round 1 of everything, then round 2, ...) so that the machine's noise falls on every
--- variant alike; takes medians; prints one table of ratios with the absolute figures beside
+--- The benchmark driver (`make bench`, through bench/run.sh). It runs every measurement of
+-- the six workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
+-- several times, each in a fresh process, interleaved (round 1 of everything, then round 2,
+-- ...) so that the machine's noise falls on every variant alike; takes medians; prints one
+-- table of ratios with the absolute figures beside
 -- them; writes bench/RESULTS.md and the data for bench/chart.gp.
 --
 --   luajit bench/run.lua [--runs N] [--smoke] [--build DIR] [--out DIR] [--results FILE]
