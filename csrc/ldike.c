@@ -22,8 +22,9 @@
  *   elapsed + next_delay >= max_elapsed; nil, <= 0 or inf: no budget.
  *
  * core.batchq() -> BatchQ ("dike.BatchQ"): the calls queued for one batch.
- * q:append(rows) -> id            rows an integer >= 1; ids are small
- *   integers, recycled once the call is cancelled or taken: drop the id then.
+ * q:append(rows) -> id, queued    rows an integer >= 1; queued = the rows
+ *   now queued (q:rows()). Ids are small integers, recycled once the call is
+ *   cancelled or taken: drop the id then.
  * q:cancel(id) -> boolean         true if id was queued (now removed)
  * q:rows() -> queued rows; q:count() -> queued calls
  * q:take(out) -> n, rows          out[3i-2], out[3i-1], out[3i] = id, rows,

@@ -23,7 +23,9 @@ static int l_append(lua_State *L) {
   if (rc != 0)
     return luaL_error(L, "dike.batchq: %s", dike_strerror(rc));
   ldike_pushsize(L, id);
-  return 1;
+  /* The queued rows too: the batcher decides whether to send without a second call. */
+  ldike_pushsize(L, dike_batchq_rows(q));
+  return 2;
 }
 
 static int l_cancel(lua_State *L) {

@@ -5,7 +5,7 @@
 #   core  build, unit tests and busted (the default; `make build`, `make demo`)
 #   test  core + what the wider suites use: nginx with the Lua module, neovim, wrk, clang and its
 #         sanitizer/fuzzer runtime (`make test`, .ci/run)
-#   all   test + what `make bench` uses: gnuplot, Node.js and npm
+#   all   test + what `make bench` uses: gnuplot, Node.js and npm, GNU time (peak RSS)
 set -euo pipefail
 
 # luajit2 (OpenResty's branch) and not plain luajit: Debian's nginx Lua module needs it,
@@ -14,7 +14,7 @@ core=(luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-busted luaro
       lua5.1 liblua5.1-0-dev lua-check cmake pkg-config make gcc libc6-dev
       lua5.4 liblua5.4-dev valgrind)
 test=(neovim nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev)
-bench=(gnuplot-nox nodejs npm)
+bench=(gnuplot-nox nodejs npm time)
 
 want=("${core[@]}")
 case "${1:-core}" in

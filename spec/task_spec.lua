@@ -12,6 +12,12 @@ describe("dike.run", function()
         assert.equal(0, select("#", dike.run(function() end)))
     end)
 
+    it("runs a callable table like a function", function()
+        local callable = setmetatable({}, { __call = function(_, a) dike.sleep(0); return a * 2 end })
+        assert.equal(42, dike.run(callable, 21))
+        assert.equal(8, dike.run(function() return dike.spawn(callable, 4):join() end))
+    end)
+
     it("raises the task's error value unchanged", function()
         local e = { code = 7 }
         assert.equal(e, support.error_of(dike.run, function() error(e) end))
@@ -181,6 +187,29 @@ describe("tasks", function()
         assert.matches("lost error", text, 1, true)
         assert.matches("immediate", text, 1, true)
         assert.matches("stack traceback:", logs[1].message, 1, true)
+    end)
+
+    it("logs where the error was raised, and a finished task keeps nothing of its stack", function()
+        local logs, restore = support.capture_logs(dike)
+        local held = setmetatable({}, { __mode = "v" })
+        local t
+        dike.run(function()
+            local function raise_here()
+                local big = { "only this task's stack refers to me" }
+                held[1] = big
+                error("raised deep", 0)
+            end
+            t = dike.spawn(function() dike.sleep(0); raise_here() end)
+            dike.sleep(0.01)
+        end)
+        restore()
+        assert.equal(1, #logs)
+        assert.matches("raised deep\n", logs[1].message, 1, true)
+        assert.matches("'raise_here'", logs[1].message, 1, true) -- the function that raised
+        assert.is_true(t:done())
+        collectgarbage()
+        collectgarbage()
+        assert.is_nil(held[1]) -- the task is still referenced here, its dead stack is not
     end)
 
     it("does not log an error that is joined", function()

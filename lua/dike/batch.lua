@@ -18,6 +18,12 @@ local stats = require("dike.stats")
 local type, select, pairs, next, error, pcall, setmetatable, getmetatable, tostring, format =
     type, select, pairs, next, error, pcall, setmetatable, getmetatable, tostring, string.format
 local unpack = table.unpack or unpack -- luacheck: ignore 143
+-- Tables of a known size made at that size (LuaJIT); elsewhere they grow as usual.
+local new_tab = (function()
+    local ok, fn = pcall(require, "table.new")
+    if ok then return fn end
+    return function() return {} end
+end)()
 local huge = math.huge
 local is_array, array_concat = core.is_array, core.array_concat
 local TimeoutError = errors.TimeoutError
@@ -54,23 +60,30 @@ local function describe(v)
     return options.show(v)
 end
 
--- Rows of one sequence (list mode) or array (array mode); `what` names it in messages.
-local function rows_of(array_mode, v, what)
+-- How messages name argument j, or its field k.
+local function arg_name(j, k)
+    if k == nil then return "argument " .. j end
+    return "argument " .. j .. " field " .. format("%q", k)
+end
+
+-- Rows of one sequence (list mode) or array (array mode): argument j, or its field k.
+-- The name for a message is only made when there is one to give.
+local function rows_of(array_mode, v, j, k)
     if array_mode then
         if not is_array(v) then
-            bad_call(what .. " must be a dike.array (argument_type \"array\"), got " .. describe(v))
+            bad_call(arg_name(j, k) .. " must be a dike.array (argument_type \"array\"), got " .. describe(v))
         end
         local r = #v
-        if r == 0 then bad_call(what .. " is empty: a call needs at least one row") end
+        if r == 0 then bad_call(arg_name(j, k) .. " is empty: a call needs at least one row") end
         return r
     end
-    if type(v) ~= "table" or is_array(v) then
-        bad_call(what .. " must be a non-empty sequence, got " .. describe(v))
+    if type(v) ~= "table" then
+        bad_call(arg_name(j, k) .. " must be a non-empty sequence, got " .. describe(v))
     end
     local r = #v
-    if r == 0 then bad_call(what .. " is empty: a call needs at least one row") end
+    if r == 0 then bad_call(arg_name(j, k) .. " is empty: a call needs at least one row") end
     for i = 1, r - 1 do
-        if v[i] == nil then bad_call(what .. " has a hole at index " .. i) end
+        if v[i] == nil then bad_call(arg_name(j, k) .. " has a hole at index " .. i) end
     end
     return r
 end
@@ -83,14 +96,14 @@ end
 -- Rows of argument j: a sequence/array, or a table of named ones of equal length.
 local function arg_rows(array_mode, v, j)
     if not is_named(v) then
-        return rows_of(array_mode, v, "argument " .. j)
+        return rows_of(array_mode, v, j)
     end
     local rows, first
     for k, s in pairs(v) do
         if type(k) ~= "string" then
             bad_call("argument " .. j .. " mixes named sequences with a non-string key " .. options.show(k))
         end
-        local r = rows_of(array_mode, s, "argument " .. j .. " field " .. format("%q", k))
+        local r = rows_of(array_mode, s, j, k)
         if rows == nil then
             rows, first = r, k
         elseif r ~= rows then
@@ -215,7 +228,7 @@ local function deliver_error(B, batch, err)
 end
 
 local function slice_list(res, off, rows)
-    local out, failed = {}, nil
+    local out, failed = new_tab(rows, 0), nil
     for r = 1, rows do
         local v = res[off + r]
         if failed == nil and getmetatable(v) == Fail then failed = v end
@@ -225,6 +238,7 @@ local function slice_list(res, off, rows)
 end
 
 local function deliver(B, batch, res)
+    local wake = rt.wake
     local total = batch.total
     local array_result = is_array(res)
     local count = (array_result or type(res) == "table") and #res or nil
@@ -234,20 +248,27 @@ local function deliver(B, batch, res)
             "%s: %s returned %s for a batch of %d rows (expected a sequence of %d results, one per row)",
             FNAME, B.name, got, total, total))
     end
-    local tasks, offs, rows = batch.tasks, batch.offs, batch.rows
+    -- wake only queues the callers, so nothing else touches the batch during this loop
+    local tasks, rows = batch.tasks, batch.rows
+    local off, woken = 0, 0
     for i = 1, batch.n do
-        local t = tasks[i]
+        local t, r = tasks[i], rows[i]
         if t then
             tasks[i] = false
-            B.waiting = B.waiting - 1
+            woken = woken + 1
             if array_result then
-                rt.wake(t, true, res:slice(offs[i] + 1, rows[i]))
+                wake(t, true, res:slice(off + 1, r))
+            elseif r == 1 then
+                local v = res[off + 1]
+                if getmetatable(v) == Fail then wake(t, false, v.err) else wake(t, true, { v }) end
             else
-                local out, failed = slice_list(res, offs[i], rows[i])
-                if failed then rt.wake(t, false, failed.err) else rt.wake(t, true, out) end
+                local out, failed = slice_list(res, off, r)
+                if failed then wake(t, false, failed.err) else wake(t, true, out) end
             end
         end
+        off = off + r
     end
+    B.waiting = B.waiting - woken
 end
 
 local function on_processing_timeout(batch)
@@ -292,25 +313,30 @@ local function send(B)
         B.timer = nil
     end
     local seg = B.seg
-    local n = B.q:take(seg)
+    local n, total = B.q:take(seg)
     if n == 0 then return nil end
     local task_of, args_of = B.task_of, B.args_of
-    local tasks, offs, rows, calls = {}, {}, {}, {}
-    local batch = { B = B, n = n, tasks = tasks, offs = offs, rows = rows, done = false }
-    local total = 0
+    local tasks, rows = new_tab(n, 0), new_tab(n, 0)
+    local batch = { B = B, n = n, total = total, tasks = tasks, rows = rows, done = false,
+                    nargs = B.nargs, args = false, task = false, timer = false }
+    -- One sequence per call (the common case): concatenate it here, without a table of calls.
+    local list = not B.array_mode and B.nargs == 1 and B.first[1] ~= nil and new_tab(total, 0)
+    local calls = not list and new_tab(n, 0)
+    local pos = 0
     for i = 1, n do
         local id, r = seg[3 * i - 2], seg[3 * i - 1]
-        local t = task_of[id]
-        task_of[id] = nil
-        calls[i] = args_of[id]
-        args_of[id] = nil
-        tasks[i], offs[i], rows[i] = t, seg[3 * i], r
-        total = total + r
+        local t, a = task_of[id], args_of[id]
+        task_of[id], args_of[id] = nil, nil
+        tasks[i], rows[i] = t, r
+        if list then
+            for j = 1, r do list[pos + j] = a[j] end
+            pos = pos + r
+        else
+            calls[i] = a
+        end
         rt.rehook(t, on_cancel_sent, batch, i)
     end
-    batch.total = total
-    batch.args = build_args(B, calls, n)
-    batch.nargs = B.nargs
+    batch.args = list and { list } or build_args(B, calls, n)
     B.first = nil
     B.batches = B.batches + 1
     B.running = B.running + 1
@@ -348,7 +374,29 @@ function Batcher:snapshot()
              queued_rows = self.q:rows(), running_batches = self.running, waiting = self.waiting }
 end
 
-local function call(B, t, nargs, ...)
+-- Queue a checked call (its args: the one argument, or a table of them) and wait.
+local function enqueue(B, t, rows, args, nargs)
+    local id, queued = B.q:append(rows)
+    B.task_of[id], B.args_of[id] = t, args
+    B.calls = B.calls + 1
+    if B.first == nil then
+        B.first, B.nargs = args, nargs
+        B.timer = rt.timer(B.max_waiting_time, on_max_waiting_time, B)
+    end
+    if queued >= B.target or rows > B.max_batch_size then
+        local batch = send(B)
+        return rt.suspend(t, on_cancel_sent, batch, batch.n) -- this call arrived last
+    end
+    return rt.suspend(t, on_cancel_queued, B, id)
+end
+
+-- A call that would push the open batch past the cap starts the next batch.
+local function make_room(B, rows)
+    if B.first ~= nil and B.max_batch_size ~= huge and B.q:rows() + rows > B.max_batch_size then send(B) end
+end
+
+-- Every other call: each argument checked, and checked against the batch's first call.
+local function checked_call(B, t, nargs, ...)
     if nargs == 0 then bad_call("a call needs at least one argument (its rows)") end
     local array_mode = B.array_mode
     local a1 = ...
@@ -359,9 +407,7 @@ local function call(B, t, nargs, ...)
             bad_call(format("argument %d has %d rows but argument 1 has %d", j, r, rows))
         end
     end
-    local q = B.q
-    -- A call that would push the open batch past the cap starts the next batch.
-    if q:count() > 0 and q:rows() + rows > B.max_batch_size then send(B) end
+    make_room(B, rows)
     local first = B.first
     if first then
         if nargs ~= B.nargs then
@@ -374,19 +420,27 @@ local function call(B, t, nargs, ...)
             for j = 1, nargs do check_kind(array_mode, (select(j, ...)), first[j], j) end
         end
     end
-    local args = nargs == 1 and a1 or { ... }
-    local id = q:append(rows)
-    B.task_of[id], B.args_of[id] = t, args
-    B.calls = B.calls + 1
-    if not first then
-        B.first, B.nargs = args, nargs
-        B.timer = rt.timer(B.max_waiting_time, on_max_waiting_time, B)
+    return enqueue(B, t, rows, nargs == 1 and a1 or { ... }, nargs)
+end
+
+-- The common call in list mode: one argument, a sequence without holes, into a batch of
+-- such calls (or an empty one). Anything else takes checked_call, which also words the
+-- errors. (A dike.array is a userdata, so a table here is never one.)
+local function call(B, t, nargs, ...)
+    local a1 = ...
+    if nargs ~= 1 or B.array_mode or type(a1) ~= "table" or a1[1] == nil then
+        return checked_call(B, t, nargs, ...)
     end
-    if q:rows() >= B.target or rows > B.max_batch_size then
-        local batch = send(B)
-        return rt.suspend(t, on_cancel_sent, batch, batch.n) -- this call arrived last
+    local first = B.first
+    if first ~= nil and (B.nargs ~= 1 or first[1] == nil) then
+        return checked_call(B, t, nargs, ...)
     end
-    return rt.suspend(t, on_cancel_queued, B, id)
+    local rows = #a1
+    for i = 2, rows - 1 do
+        if a1[i] == nil then return checked_call(B, t, nargs, ...) end
+    end
+    make_room(B, rows)
+    return enqueue(B, t, rows, a1, 1)
 end
 
 --- Make a batching decorator.

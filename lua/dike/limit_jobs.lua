@@ -1,9 +1,13 @@
 --- dike.limit_jobs (API.md §4): cap concurrent calls; reject the rest with TooManyCalls,
 -- or let up to `queue` callers wait (FIFO, optionally for at most `queue_timeout`).
 --
--- Hot path: a call that finds a free slot costs one pcall and a few counter updates.
+-- Hot path: a call that finds a free slot costs one pcall and two counter increments.
+-- The counters only grow (calls, ended, rejected) except `queued`; the calls running are
+-- derived: running = calls - ended - rejected - queued. So the hot path adds 1 to `calls`
+-- on the way in and 1 to `ended` on the way out: two independent increments that compiled
+-- code overlaps, where a `running` counter would chain an increment and a decrement.
 -- Invariant: running < limit implies nobody is queued, because a freed slot is handed
--- straight to the head of the queue (running stays the same).
+-- straight to the head of the queue (queued - 1: running stays the same).
 -- The queue is a table indexed head..tail; a caller that leaves early (cancelled, timed
 -- out) leaves a hole that the next grant skips, so every operation is O(1) amortised.
 local rt = require("dike.runtime")
@@ -23,8 +27,12 @@ local FNAME = "dike.limit_jobs"
 local Limiter = {}
 Limiter.__index = Limiter
 
+local function running_of(L)
+    return L.calls - L.ended - L.rejected - L.queued
+end
+
 function Limiter:snapshot()
-    return { calls = self.calls, running = self.running, queued = self.queued,
+    return { calls = self.calls, running = running_of(self), queued = self.queued,
              rejected = self.rejected, limit = self.limit }
 end
 
@@ -42,8 +50,7 @@ local function grant(L)
                 rt.cancel_timer(tm)
             end
             L.head = h + 1
-            L.queued = L.queued - 1
-            L.running = L.running + 1
+            L.queued = L.queued - 1 -- now running
             rt.wake(t, true, nil, true) -- holds the slot until it resumes
             return
         end
@@ -53,12 +60,13 @@ local function grant(L)
 end
 
 local function release(L, ok, ...)
-    L.running = L.running - 1
+    L.ended = L.ended + 1
     if L.queued > 0 then grant(L) end
     if ok then return ... end
     error((...), 0)
 end
 
+-- Caller i leaves the queue (the caller counts it as ended or rejected).
 local function unqueue(L, i)
     L.q[i] = nil
     local tm = L.timers[i]
@@ -72,11 +80,11 @@ end
 
 -- A queued caller is cancelled: leave the queue, or give back the slot handed over.
 local function on_cancel(t, L, i)
+    L.ended = L.ended + 1
     if L.q[i] == t then
         unqueue(L, i)
-    else
-        L.running = L.running - 1
-        if L.queued > 0 then grant(L) end
+    elseif L.queued > 0 then
+        grant(L)
     end
 end
 
@@ -90,6 +98,7 @@ local function on_queue_timeout(L, i)
 end
 
 -- No free slot: wait in the queue (returns holding a slot) or raise TooManyCalls.
+-- The call is already counted in `calls`.
 local function wait_for_slot(L, message)
     if L.queued >= L.queue_max then
         L.rejected = L.rejected + 1
@@ -122,7 +131,7 @@ function M.limit_jobs(opts)
     local L = setmetatable({
         limit = limit, queue_max = options.count(FNAME, opts, "queue", 0, true, 0),
         queue_timeout = queue_timeout,
-        calls = 0, running = 0, queued = 0, rejected = 0,
+        calls = 0, ended = 0, queued = 0, rejected = 0,
         q = {}, timers = {}, messages = {}, head = 1, tail = 0,
     }, Limiter)
     local limit_text = limit == huge and "inf" or format("%d", limit)
@@ -132,9 +141,11 @@ function M.limit_jobs(opts)
         local message = "Too many calls to function " .. (name or options.name_of(fn))
             .. "! limit=" .. limit_text .. " exceeded"
         local function wrapped(...)
-            L.calls = L.calls + 1
-            if L.running < L.limit then
-                L.running = L.running + 1
+            local calls = L.calls + 1
+            L.calls = calls
+            -- running (this call included) within the limit; the right side rarely
+            -- changes, so compiled code keeps it out of the loop of a caller
+            if calls - L.ended <= L.limit + L.rejected + L.queued then
                 return release(L, pcall(fn, ...))
             end
             wait_for_slot(L, message)

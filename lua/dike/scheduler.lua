@@ -12,14 +12,24 @@
 -- actually resumes, so a task woken but not yet resumed can still be cancelled cleanly.
 --
 -- Timers are entries of one binary heap driven by a single loop timer (the alarm).
+--
+-- A task record is made with every field its common life needs (so the table never grows,
+-- and never rehashes, on the hot path; a task of a waiting caller stays small):
+--   co, state                 its coroutine and NEW/RUNNING/WAITING/READY/DONE
+--   hook, hook_obj, hook_key  where it waits: hook(t, obj, key) undoes that on cancel
+--   ok, value                 READY: the pending wake (resume returning value, or raising it)
+--                             DONE: whether it returned, and its first result or its error
+--   nres                      DONE: how many values it returned
+-- Rarer fields are added when needed: results (more than one value), traceback, observed
+-- (someone takes its outcome), watchers (joiners), cancel_pending, a1/a2 (spawn_soon).
 local errors = require("dike.errors")
 local log = require("dike.log")
 local Heap = require("dike.heap")
 
-local co_create, co_resume, co_yield, co_running =
-    coroutine.create, coroutine.resume, coroutine.yield, coroutine.running
-local setmetatable, getmetatable, select, type, error, tostring, xpcall =
-    setmetatable, getmetatable, select, type, error, tostring, xpcall
+local co_create, co_resume, co_yield, co_running, co_status =
+    coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+local setmetatable, getmetatable, select, type, error, tostring =
+    setmetatable, getmetatable, select, type, error, tostring
 local debug_traceback = debug.traceback
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local CancelledError = errors.CancelledError
@@ -57,7 +67,7 @@ function M.new(driver)
     local function wake(t, ok, value, holds)
         if t.state ~= WAITING then return false end
         t.state = READY
-        t.wok, t.wval = ok, value
+        t.ok, t.value = ok, value
         if not holds then t.hook, t.hook_obj, t.hook_key = nil, nil, nil end
         enqueue(t)
         return true
@@ -84,16 +94,8 @@ function M.new(driver)
         wake(self, true, finished)
     end
 
-    local last_traceback
-    local function on_error(e)
-        if getmetatable(e) ~= CancelledError then
-            last_traceback = debug_traceback("", 2):sub(2) -- drop the leading newline
-        end
-        return e
-    end
-
     local function report(t)
-        log.log("error", "Unhandled error in task: " .. tostring(t.err) .. "\n" .. (t.traceback or ""))
+        log.log("error", "Unhandled error in task: " .. tostring(t.value) .. "\n" .. (t.traceback or ""))
     end
 
     local function flush_unreported()
@@ -112,76 +114,86 @@ function M.new(driver)
     rt.flush_unreported = flush_unreported
 
     local function finish(t, ok, ...)
+        local cancelled = false
         if ok then
             local n = select("#", ...)
             t.nres = n
-            if n == 1 then
-                t.r1 = ...
-            elseif n > 1 then
-                t.results = { ... }
-            end
+            t.value = ... -- the first value (nil when none)
+            if n > 1 then t.results = { ... } end
         else
-            local e = ...
-            t.failed, t.err = true, e
-            if getmetatable(e) == CancelledError then
-                t.cancelled = true
-            else
-                t.traceback = last_traceback
-            end
-            last_traceback = nil
+            t.value = ...
+            cancelled = getmetatable(t.value) == CancelledError
         end
+        t.ok = ok
         t.state = DONE
-        t.hook, t.hook_obj, t.hook_key, t.wval = nil, nil, nil, nil
+        -- A coroutine that died by an error keeps its stack (and what it references): a
+        -- finished task holds on to neither.
+        t.co = nil
+        t.hook, t.hook_obj, t.hook_key = nil, nil, nil
         local watchers = t.watchers
         if watchers then
             t.watchers = nil
             for i = 1, #watchers do watchers[i]:notify(t) end
-        elseif t.failed and not t.cancelled and not t.observed then
+        elseif not ok and not cancelled and not t.observed then
             unreported_n = unreported_n + 1
             unreported[unreported_n] = t
             driver.pump_start()
         end
     end
 
-    local function task_body(t, fn, ...)
-        return finish(t, xpcall(fn, on_error, ...))
-    end
-
-    -- After a resume returns: the task waits (it went through suspend), or it is done.
-    -- Anything else means user code yielded the task's coroutine itself.
-    local function after_resume(t, ok, err)
-        if not ok then
-            -- Only a failure of dike's own body gets here (e.g. out of memory).
-            t.state = WAITING
-            finish(t, false, err)
-        elseif t.state == RUNNING then
+    -- A task's coroutine runs the task's function itself, with no body of dike's around it:
+    -- its stack stays as shallow as the user's code (a coroutine whose stack never has to
+    -- grow is half the memory), and its outcome is what the resume returns.
+    -- After a resume returns (ok, ...): the coroutine has ended (returned or raised), or it
+    -- waits (it went through suspend). Anything else means user code yielded the task's
+    -- coroutine itself.
+    local function after_resume(t, prev, ok, ...)
+        current = prev
+        if ok and t.state ~= RUNNING then return end -- it waits (the common case)
+        if co_status(t.co) == "dead" then
+            if not ok and getmetatable((...)) ~= CancelledError then
+                -- A dead coroutine keeps its stack as it was where the error was raised.
+                t.traceback = debug_traceback(t.co, "", 0):sub(2) -- drop the leading newline
+            end
+            return finish(t, ok, ...)
+        end
+        if t.state == RUNNING then
             t.state = WAITING
             finish(t, false, "dike: a task yielded with coroutine.yield; wait with dike's functions instead")
         end
     end
 
-    local function start(t, fn, ...)
+    local function start(t, ...)
         local prev = current
         current = t
         t.state = RUNNING
-        local ok, err = co_resume(t.co, t, fn, ...)
-        current = prev
-        after_resume(t, ok, err)
+        return after_resume(t, prev, co_resume(t.co, ...))
     end
 
     local function step(t)
         local prev = current
         current = t
         t.state = RUNNING
-        local ok, value = t.wok, t.wval
-        t.hook, t.hook_obj, t.hook_key, t.wval = nil, nil, nil, nil
-        local rok, err = co_resume(t.co, ok, value)
-        current = prev
-        after_resume(t, rok, err)
+        local ok, value = t.ok, t.value
+        t.hook, t.hook_obj, t.hook_key, t.value = nil, nil, nil, nil
+        return after_resume(t, prev, co_resume(t.co, ok, value))
     end
 
-    local function new_task()
-        return setmetatable({ co = co_create(task_body), state = NEW }, Task)
+    -- coroutine.create takes functions only; a callable table gets a function around it.
+    -- (Made apart from body_of: a closure over body_of's own argument would make every
+    -- call of it close an upvalue, which LuaJIT cannot compile: the spawn path would run
+    -- interpreted.)
+    local function function_around(callable)
+        return function(...) return callable(...) end
+    end
+    local function body_of(fn)
+        if type(fn) == "function" then return fn end
+        return function_around(fn)
+    end
+
+    local function new_task(fn)
+        return setmetatable({ co = co_create(body_of(fn)), state = NEW, hook = false, hook_obj = false,
+                              hook_key = false, ok = false, value = false, nres = 0 }, Task)
     end
 
     local function check_callable(fname, fn)
@@ -195,15 +207,15 @@ function M.new(driver)
     --- Start fn(...) in a new task now; it runs until its first wait.
     function rt.spawn(fn, ...)
         check_callable("dike.spawn", fn)
-        local t = new_task()
-        start(t, fn, ...)
+        local t = new_task(fn)
+        start(t, ...)
         return t
     end
 
     --- Start fn(a, b) in a new task from the pump (not from inside the caller).
     function rt.spawn_soon(fn, a, b)
-        local t = new_task()
-        t.fn, t.a1, t.a2 = fn, a, b
+        local t = new_task(fn)
+        t.a1, t.a2 = a, b
         enqueue(t)
         return t
     end
@@ -219,9 +231,9 @@ function M.new(driver)
             if s == READY then
                 step(t)
             elseif s == NEW then
-                local fn, a, b = t.fn, t.a1, t.a2
-                t.fn, t.a1, t.a2 = nil, nil, nil
-                start(t, fn, a, b)
+                local a, b = t.a1, t.a2
+                t.a1, t.a2 = nil, nil
+                start(t, a, b)
             end
         end
         spare = q
@@ -265,7 +277,7 @@ function M.new(driver)
     local function suspend_ready(t)
         if t.cancel_pending then
             t.cancel_pending = nil
-            t.wok, t.wval = false, CancelledError.new(CANCEL_MESSAGE)
+            t.ok, t.value = false, CancelledError.new(CANCEL_MESSAGE)
         end
         local ok, value = co_yield()
         if ok then return value end
@@ -284,7 +296,7 @@ function M.new(driver)
         local s = self.state
         if s == DONE then return end
         if s == NEW then
-            self.fn, self.a1, self.a2 = nil, nil, nil
+            self.a1, self.a2 = nil, nil
             self.state = RUNNING
             finish(self, false, CancelledError.new(CANCEL_MESSAGE))
             return
@@ -298,7 +310,7 @@ function M.new(driver)
             self.hook = nil
             hook(self, self.hook_obj, self.hook_key)
         end
-        self.wok, self.wval = false, CancelledError.new(CANCEL_MESSAGE)
+        self.ok, self.value = false, CancelledError.new(CANCEL_MESSAGE)
         if s == WAITING then
             self.state = READY
             enqueue(self)
@@ -310,9 +322,9 @@ function M.new(driver)
     end
 
     local function results_of(t)
-        if t.failed then error(t.err, 0) end
+        if not t.ok then error(t.value, 0) end
         local n = t.nres
-        if n == 1 then return t.r1 end
+        if n == 1 then return t.value end
         if n == 0 then return end
         return unpack(t.results, 1, n)
     end

@@ -11,22 +11,15 @@ local M = {}
 local Item = {}
 Item.__index = Item
 
-local function first_value(t)
-    local n = t.nres
-    if n == 1 then return t.r1 end
-    if n and n > 1 then return t.results[1] end
-    return nil
-end
-
 function Item:notify(t)
     local g = self.g
     if g.finished then return end
-    if t.failed and not g.return_errors then
-        g.finished, g.failed, g.err = true, true, t.err
-        rt.wake(g.waiter, false, t.err)
+    if not t.ok and not g.return_errors then
+        g.finished, g.failed, g.err = true, true, t.value
+        rt.wake(g.waiter, false, t.value)
         return
     end
-    g.results[self.i] = t.failed and t.err or first_value(t)
+    g.results[self.i] = t.value -- a finished task's first value, or its error (scheduler.lua)
     g.remaining = g.remaining - 1
     if g.remaining == 0 then
         g.finished = true
