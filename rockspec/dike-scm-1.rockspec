@@ -59,6 +59,7 @@ build = {
       ["dike.scheduler"] = "lua/dike/scheduler.lua",
       ["dike.stats"] = "lua/dike/stats.lua",
       ["dike.task"] = "lua/dike/task.lua",
+      ["dike.task_record"] = "lua/dike/task_record.lua",
       -- END GENERATED MODULES
    },
 }

@@ -19,7 +19,7 @@ function Item:notify(t)
         rt.wake(g.waiter, false, t.value)
         return
     end
-    g.results[self.i] = t.value -- a finished task's first value, or its error (scheduler.lua)
+    g.results[self.i] = t.value -- a finished task's first value, or its error (task_record.lua)
     g.remaining = g.remaining - 1
     if g.remaining == 0 then
         g.finished = true

@@ -1,5 +1,5 @@
---- The runtime seam (DESIGN.md §1). retry, limit_jobs and batch talk to the loop only
--- through this table:
+--- The runtime seam (DESIGN.md §1). dike's modules (retry, limit_jobs, batch, task.lua's
+-- gather and wrap, init.lua) talk to the loop only through this table:
 --   now() -> seconds                       monotonic time
 --   timer(delay, fn, a, b) -> handle        call fn(a, b) after delay seconds
 --   cancel_timer(handle)
@@ -7,8 +7,16 @@
 --   current() -> task|nil
 --   suspend(task, hook, obj, key) -> value  park the running task until wake(); hook(task, obj, key)
 --                                           undoes its place if it is cancelled meanwhile
---   wake(task, ok, value) -> boolean        resume it later with value (ok) or by raising value
---   spawn(fn, ...) -> task, spawn_soon(fn, a, b) -> task, sleep(seconds), run(fn, ...)
+--   wake(task, ok, value, holds) -> boolean resume it later with value (ok) or by raising value;
+--                                           holds: the hook stays until it resumes (a slot handed over)
+--   rehook(task, hook, obj, key)            move a waiting task's hook to another place
+--   watch(task, watcher), unwatch(watcher, task)  watcher:notify(task) once the task has ended
+--   Task                                    the tasks' class (join, cancel, done)
+--   spawn(fn, ...) -> task, spawn_soon(fn, a, b) -> task, sleep(seconds, fname), run(fn, ...)
+--   pending() -> {timers, ready, unreported}  what is left (tests: all 0 once every task ended)
+-- Both runtimes (dike.scheduler on a loop driver, and runtime/ngx.lua) keep their tasks as
+-- dike.task_record records, and take wake, suspend, rehook, watch, unwatch and Task from it;
+-- gather reads a finished task's ok and value (its first value, or its error) off the record.
 -- The table is filled in place, so modules may keep a reference to it across set_runtime().
 local scheduler = require("dike.scheduler")
 

@@ -8,11 +8,12 @@
 -- (ngx.thread.spawn, bound to the current request), or one started by spawn_soon (a light
 -- thread of dike's worker timer, so a batch outlives the request that filled it).
 --
--- Waiting: each task has an ngx.semaphore. suspend() marks the task WAITING and waits on it;
--- wake() marks it READY, stores the value and posts once. nginx resumes the thread later,
--- from its posted events, never inside the waker, so no queue is re-entered half updated.
--- A post racing with a timed-out wait leaves a stale count, so waits loop until the state
--- says READY. Cancellation hooks work exactly as in dike.scheduler.
+-- Tasks are dike.task_record records; wake, suspend, cancellation and join are its, shared
+-- with dike.scheduler, and this runtime supplies how a task waits and is woken: each task
+-- has an ngx.semaphore. suspend() marks the task WAITING and waits on it; wake() marks it
+-- READY, stores the value and posts once. nginx resumes the thread later, from its posted
+-- events, never inside the waker, so no queue is re-entered half updated. A post racing
+-- with a timed-out wait leaves a stale count, so waits loop until the state says READY.
 --
 -- Timers: one binary heap of deadlines, served by a single worker (an ngx.timer.at
 -- callback) that sleeps on its own semaphore until the next deadline, starts spawn_soon
@@ -25,18 +26,18 @@
 local errors = require("dike.errors")
 local log = require("dike.log")
 local Heap = require("dike.heap")
+local task_record = require("dike.task_record")
 
 local co_running = coroutine.running
-local setmetatable, getmetatable, select, type, error, tostring, xpcall, pcall, rawget =
-    setmetatable, getmetatable, select, type, error, tostring, xpcall, pcall, rawget
+local setmetatable, getmetatable, type, error, tostring, xpcall, pcall, rawget =
+    setmetatable, getmetatable, type, error, tostring, xpcall, pcall, rawget
 local ceil = math.ceil
 local debug_traceback = debug.traceback
-local unpack = table.unpack or unpack -- luacheck: ignore 143
 local CancelledError = errors.CancelledError
+local check_callable, check_seconds = task_record.check_callable, task_record.check_seconds
+local cancelled = task_record.cancelled
 
-local NEW, RUNNING, WAITING, READY, DONE = 0, 1, 2, 3, 4
-local STATE_NAMES = { [0] = "new", "running", "waiting", "ready", "done" }
-local CANCEL_MESSAGE = "Task was cancelled"
+local NEW, RUNNING, WAITING = task_record.NEW, task_record.RUNNING, task_record.WAITING
 local FOREVER = 86400    -- seconds of one semaphore wait; waits loop, so any bound works
 local IDLE = 1           -- seconds the worker stays without work before it ends
 local RECYCLE = 256      -- spawns after which the worker hands over to a fresh timer
@@ -83,7 +84,6 @@ function M.new()
     local heap = Heap.new()
     local starts, starts_head, starts_tail = {}, 1, 0 -- spawn_soon tasks not started yet
     local yielders, yielders_n = {}, 0 -- tasks in sleep(0), woken by the worker's next round
-    local unreported, unreported_n = {}, 0
 
     ---------------------------------------------------------------- the worker
     local worker_on = false     -- an ngx timer runs (or is about to run) the worker loop
@@ -120,45 +120,66 @@ function M.new()
         end
     end
 
-    ---------------------------------------------------------------- waking
-    local function wake(t, ok, value, holds)
-        if t.state ~= WAITING then return false end
-        t.state = READY
-        t.wok, t.wval = ok, value
-        if not holds then t.hook, t.hook_obj, t.hook_key = nil, nil, nil end
+    ---------------------------------------------------------------- tasks
+    local function semaphore_of(t)
         local sem = t.sem
         if not sem then
             sem = semaphore.new()
             t.sem = sem
         end
-        sem:post(1)
+        return sem
+    end
+
+    -- A woken task: nginx resumes its thread once the post is seen.
+    local function post(t)
+        semaphore_of(t):post(1)
+    end
+
+    -- Wait until `t` is woken, or `seconds` have passed (then return false).
+    local function wait_woken(t, seconds)
+        local sem = semaphore_of(t)
+        local deadline = seconds and now() + seconds
+        while t.state == WAITING do
+            local s = FOREVER
+            if deadline then
+                s = deadline - now()
+                if s <= 0 then return false end
+            end
+            local ok, err = sem:wait(wait_seconds(s))
+            if not ok and err ~= "timeout" then
+                error("dike (ngx runtime): cannot wait here: " .. tostring(err), 0)
+            end
+        end
         return true
     end
-    rt.wake = wake
 
-    function rt.rehook(t, hook, obj, key)
-        t.hook, t.hook_obj, t.hook_key = hook, obj, key
+    -- The task runs again: its wake (ok, value), taken off the record.
+    local function resumed(t)
+        t.state = RUNNING
+        local ok, value = t.ok, t.value
+        t.hook, t.hook_obj, t.hook_key, t.value = nil, nil, nil, nil
+        return ok, value
     end
 
-    ---------------------------------------------------------------- tasks
-    local Task = {}
-    Task.__index = Task
-    Task.__name = "dike.Task"
-    rt.Task = Task
-
-    function Task:__tostring()
-        return "dike.Task (" .. STATE_NAMES[self.state] .. ")"
+    local function park(t)
+        wait_woken(t, nil)
+        return resumed(t)
     end
 
-    function Task:notify(finished)
-        wake(self, true, finished)
-    end
+    local task_for -- below: it needs the records made here
+    local book = task_record.new{
+        ready = post,
+        park = park,
+        task = function(fname) return task_for(fname) end,
+        -- Reported by the worker, later: a join right after the task ended observes it.
+        on_unreported = function() poke(nil) end,
+    }
+    local record, wake, finish = book.record, book.wake, book.finish
+    local flush_unreported, unreported_count = book.flush_unreported, book.unreported_count
+    rt.Task, rt.wake, rt.suspend, rt.flush_unreported = book.Task, wake, book.suspend, flush_unreported
+    rt.rehook, rt.watch, rt.unwatch = task_record.rehook, task_record.watch, task_record.unwatch
 
-    local function new_task(state)
-        return setmetatable({ state = state }, Task)
-    end
-
-    local last_traceback
+    local last_traceback -- where the error that is ending a thread was raised
     local function on_error(e)
         if getmetatable(e) ~= CancelledError then
             last_traceback = debug_traceback("", 2):sub(2)
@@ -166,53 +187,9 @@ function M.new()
         return e
     end
 
-    local function flush_unreported()
-        if unreported_n == 0 then return end
-        local list, n = unreported, unreported_n
-        unreported, unreported_n = {}, 0
-        for i = 1, n do
-            local t = list[i]
-            if not t.observed then
-                t.observed = true
-                log.log("error", "Unhandled error in task: " .. tostring(t.value) .. "\n" .. (t.traceback or ""))
-            end
-        end
-    end
-    rt.flush_unreported = flush_unreported
-
-    -- A finished task's record, as dike.task (gather) reads it: ok, and value (the first
-    -- value, or the error), nres and results; also failed/err/r1, the scheduler's earlier
-    -- names for the same facts.
-    local function finish(t, ok, ...)
-        t.ok = ok
-        if ok then
-            local n = select("#", ...)
-            t.nres = n
-            t.value = ...
-            t.r1 = t.value
-            if n > 1 then t.results = { ... } end
-        else
-            local e = ...
-            t.value, t.failed, t.err = e, true, e
-            if getmetatable(e) == CancelledError then
-                t.cancelled = true
-            else
-                t.traceback = last_traceback
-            end
-            last_traceback = nil
-        end
-        t.state = DONE
-        t.hook, t.hook_obj, t.hook_key, t.wval = nil, nil, nil, nil
-        local watchers = t.watchers
-        if watchers then
-            t.watchers = nil
-            for i = 1, #watchers do watchers[i]:notify(t) end
-        elseif t.failed and not t.cancelled and not t.observed then
-            -- Reported by the worker, later: a join right after the task ended observes it.
-            unreported_n = unreported_n + 1
-            unreported[unreported_n] = t
-            poke(nil)
-        end
+    local function ended(t, ok, ...)
+        if not ok then t.traceback, last_traceback = last_traceback, nil end
+        return finish(t, ok, ...)
     end
 
     -- The body of every thread dike starts.
@@ -220,7 +197,7 @@ function M.new()
         local co = co_running()
         by_co[co] = t
         t.state = RUNNING
-        finish(t, xpcall(fn, on_error, ...))
+        ended(t, xpcall(fn, on_error, ...))
         by_co[co] = nil
     end
 
@@ -238,34 +215,26 @@ function M.new()
         -- nginx killed mid-wait (its coroutine object reused): start afresh.
         if t and t.state == RUNNING then return t end
         if co == nil or not WAITABLE[get_phase()] then return nil end
-        t = new_task(RUNNING)
+        t = record(nil, RUNNING)
         t.adopted = true
         by_co[co] = t
         return t
     end
     rt.current = current
 
-    local function task_for(fname)
+    function task_for(fname)
         local t = current()
         if t == nil then error(not_here(fname, get_phase()), 0) end
         return t
     end
     rt.task = task_for
 
-    local function check_callable(fname, fn)
-        local tf = type(fn)
-        if tf == "function" then return end
-        local mt = getmetatable(fn)
-        if mt and type(mt.__call) == "function" then return end
-        error(fname .. ": fn must be a function, got " .. tf, 3)
-    end
-
     --- Start fn(...) now in a light thread of the current request (or timer).
     function rt.spawn(fn, ...)
         check_callable("dike.spawn", fn)
         local phase = get_phase()
         if not WAITABLE[phase] then error(not_here("dike.spawn", phase), 2) end
-        local t = new_task(NEW)
+        local t = record(nil, NEW)
         local th, err = thread_spawn(thread_body, t, fn, ...)
         if not th then error("dike.spawn: " .. tostring(err), 2) end
         return t
@@ -273,121 +242,12 @@ function M.new()
 
     --- Start fn(a, b) soon, in a light thread of the worker (never inside the caller).
     function rt.spawn_soon(fn, a, b)
-        local t = new_task(NEW)
+        local t = record(nil, NEW)
         t.fn, t.a1, t.a2 = fn, a, b
         starts_tail = starts_tail + 1
         starts[starts_tail] = t
         poke(nil)
         return t
-    end
-
-    -- Wait until `t` is woken, or `seconds` have passed (then return false).
-    local function wait_woken(t, seconds)
-        local sem = t.sem
-        if not sem then
-            sem = semaphore.new()
-            t.sem = sem
-        end
-        local deadline = seconds and now() + seconds
-        while t.state == WAITING do
-            local s = FOREVER
-            if deadline then
-                s = deadline - now()
-                if s <= 0 then return false end
-            end
-            local ok, err = sem:wait(wait_seconds(s))
-            if not ok and err ~= "timeout" then
-                error("dike (ngx runtime): cannot wait here: " .. tostring(err), 0)
-            end
-        end
-        return true
-    end
-
-    -- The task runs again: return its wake value or raise it.
-    local function resume_value(t)
-        t.state = RUNNING
-        local ok, value = t.wok, t.wval
-        t.hook, t.hook_obj, t.hook_key, t.wval = nil, nil, nil, nil
-        if ok then return value end
-        error(value, 0)
-    end
-
-    local function suspend(t, hook, obj, key)
-        if t.cancel_pending then
-            t.cancel_pending = nil
-            if hook then hook(t, obj, key) end
-            error(CancelledError.new(CANCEL_MESSAGE), 0)
-        end
-        t.hook, t.hook_obj, t.hook_key = hook, obj, key
-        t.state = WAITING
-        wait_woken(t, nil)
-        return resume_value(t)
-    end
-    rt.suspend = suspend
-
-    function Task:cancel()
-        local s = self.state
-        if s == DONE then return end
-        if s == NEW then
-            self.fn, self.a1, self.a2 = nil, nil, nil
-            self.state = RUNNING
-            finish(self, false, CancelledError.new(CANCEL_MESSAGE))
-            return
-        end
-        if s == RUNNING then
-            self.cancel_pending = true
-            return
-        end
-        local hook = self.hook
-        if hook then
-            self.hook = nil
-            hook(self, self.hook_obj, self.hook_key)
-        end
-        if s == WAITING then
-            wake(self, false, CancelledError.new(CANCEL_MESSAGE))
-        else
-            self.wok, self.wval = false, CancelledError.new(CANCEL_MESSAGE)
-        end
-    end
-
-    function Task:done()
-        return self.state == DONE
-    end
-
-    local function results_of(t)
-        if not t.ok then error(t.value, 0) end
-        local n = t.nres
-        if n == 1 then return t.value end
-        if n == 0 then return end
-        return unpack(t.results, 1, n)
-    end
-
-    local function unwatch(waiter, target)
-        local ws = target.watchers
-        if not ws then return end
-        for i = #ws, 1, -1 do
-            if ws[i] == waiter then
-                table.remove(ws, i)
-                return
-            end
-        end
-    end
-
-    local function watch(target, watcher)
-        local ws = target.watchers
-        if ws then ws[#ws + 1] = watcher else target.watchers = { watcher } end
-    end
-    rt.watch, rt.unwatch = watch, unwatch
-
-    function Task:join()
-        if self.state ~= DONE then
-            local t = task_for("task:join")
-            if t == self then error("task:join: a task cannot join itself", 2) end
-            watch(self, t)
-            suspend(t, unwatch, self)
-        end
-        self.observed = true
-        return results_of(self)
     end
 
     ---------------------------------------------------------------- timers
@@ -456,7 +316,7 @@ function M.new()
             end
             spawned = spawned + start_queued()
             local top = fire_due()
-            local busy = starts_head <= starts_tail or unreported_n > 0 or yielders_n > 0
+            local busy = starts_head <= starts_tail or unreported_count() > 0 or yielders_n > 0
             if not busy then
                 if top == nil and (idle or premature or borrowed or ngx.worker.exiting()) then break end
                 if spawned >= RECYCLE then break end
@@ -470,19 +330,17 @@ function M.new()
             end
         end
         worker_on = false
-        if heap[1] or starts_head <= starts_tail or unreported_n > 0 or yielders_n > 0 then start_worker() end
+        if heap[1] or starts_head <= starts_tail or unreported_count() > 0 or yielders_n > 0 then start_worker() end
     end
 
     ---------------------------------------------------------------- sleep and run
     function rt.sleep(seconds, fname)
         fname = fname or "dike.sleep"
-        if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-            error(fname .. ": seconds must be a number >= 0, got " .. tostring(seconds), 2)
-        end
+        check_seconds(fname, seconds)
         local t = task_for(fname)
         if t.cancel_pending then
             t.cancel_pending = nil
-            error(CancelledError.new(CANCEL_MESSAGE), 0)
+            error(cancelled(), 0)
         end
         t.state = WAITING
         if seconds == 0 then
@@ -496,7 +354,8 @@ function M.new()
             t.state = RUNNING
             return
         end
-        resume_value(t)
+        local ok, err = resumed(t)
+        if not ok then error(err, 0) end
     end
 
     --- In nginx: spawn fn(...) and wait for it (the calling thread waits; nginx goes on).
@@ -509,7 +368,7 @@ function M.new()
 
     --- Counts for tests: nothing should be left once every task has ended.
     function rt.pending()
-        return { timers = heap.n, ready = starts_tail - starts_head + 1 + yielders_n, unreported = unreported_n }
+        return { timers = heap.n, ready = starts_tail - starts_head + 1 + yielders_n, unreported = unreported_count() }
     end
 
     return rt
