@@ -11,6 +11,9 @@
 #                 in-process run of the demo service)
 #   make demo-service  the demo HTTP service under wrk, batching on then off
 #                 (examples/service/load.lua; LOAD_ARGS="--duration 10 -- --fail-rate 0.05")
+#   make soak     the demo service under wrk for SOAK_SECONDS (60) with injected failures and
+#                 load shedding; checks every answer, gauges, clean exit, flat RSS and Lua heap
+#                 (examples/service/soak.lua; SOAK_ARGS="--connections 128 -- --fail-rate 0.1")
 #   make bench    bench/run.sh: deps (all), build, the Node peers, every workload; prints the
 #                 table, writes bench/RESULTS.md and bench/results.png (not part of make test)
 #   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
@@ -27,7 +30,7 @@ MAKEFLAGS += --no-print-directory
 # The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
 RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all build test asan fuzz demo demo-service bench rockspec clean deps
+.PHONY: all build test asan fuzz demo demo-service soak bench rockspec clean deps
 
 all: build
 
@@ -58,6 +61,12 @@ LOAD_ARGS ?=
 demo-service: build
 	scripts/deps.sh test
 	$(RUN_ENV) $(LUAJIT) examples/service/load.lua $(LOAD_ARGS)
+
+SOAK_SECONDS ?= 60
+SOAK_ARGS ?=
+soak: build
+	scripts/deps.sh test
+	$(RUN_ENV) $(LUAJIT) examples/service/soak.lua --duration $(SOAK_SECONDS) $(SOAK_ARGS)
 
 bench:
 	bench/run.sh

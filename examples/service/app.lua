@@ -8,7 +8,9 @@
 --                                       cost per row, simulated with dike.sleep; y = 2x + 1
 --
 -- With batching off, each request calls the retried model alone. GET /stats returns the
--- dike.stats of every layer, the server's counters and the batch-size histogram.
+-- dike.stats of every layer, the server's counters, the batch-size histogram and the Lua
+-- heap (collectgarbage("count"), KiB); GET /stats?gc=1 also runs a full collection and adds
+-- the live heap it leaves (examples/service/soak.lua watches both).
 local dike = require("dike")
 local json = require("service.json")
 local server_mod = require("service.server")
@@ -99,7 +101,9 @@ function M.new(opts)
             limit_jobs = dike.stats(predict),
             batch = batched and dike.stats(batched) or nil,
             retry = dike.stats(backend),
+            device = dike.stats(run_model), -- the model's own limit_jobs (model_slots)
             model = model,
+            lua = { heap_kib = collectgarbage("count") }, -- this process's Lua heap
             batch_sizes = hist,
         }
     end
@@ -124,7 +128,14 @@ function M.new(opts)
 
     local routes = {
         ["/predict"] = get_predict,
-        ["/stats"] = function() return json_reply(200, app.stats()) end,
+        ["/stats"] = function(req)
+            local s = app.stats()
+            if req.query.gc == "1" then -- the live heap: what a full collection leaves
+                collectgarbage("collect")
+                s.lua.live_kib = collectgarbage("count")
+            end
+            return json_reply(200, s)
+        end,
         ["/health"] = function() return json_reply(200, { ok = true }) end,
     }
 
