@@ -80,6 +80,23 @@ describe("dike.sleep", function()
         assert.same({ "b1", "a1", "b2", "a2" }, order)
     end)
 
+    it("sleeps for math.huge or 1e300 seconds until cancelled, next to short timers", function()
+        for _, long in ipairs({ math.huge, 1e300, 1e10 }) do
+            local r = dike.run(function()
+                local sleeper = dike.spawn(function() dike.sleep(long) end)
+                local t0 = support.clock()
+                dike.sleep(0.02) -- a short timer armed while the far one is pending
+                local slept = support.clock() - t0
+                local done_early = sleeper:done()
+                sleeper:cancel()
+                return { slept, done_early, support.error_of(sleeper.join, sleeper) }
+            end)
+            assert.is_true(r[1] >= 0.019, tostring(r[1]))
+            assert.is_false(r[2])
+            assert.equal(dike.CancelledError, getmetatable(r[3]))
+        end
+    end)
+
     it("rejects bad durations and calls outside a coroutine", function()
         assert.equal("dike.sleep: must be called inside a coroutine started by dike.run or dike.spawn",
                      support.error_of(dike.sleep, 1))
