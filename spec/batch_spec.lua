@@ -361,6 +361,7 @@ describe("dike.batch", function()
     end)
 
     it("rejects invalid options when the decorator is made", function()
+        local ABOVE_2_53 = " (integers above 2^53 are not exact)"
         local ok = { target_batch_size = 2, max_waiting_time = 1 }
         local function with(k, v)
             local o = { target_batch_size = 2, max_waiting_time = 1 }
@@ -380,6 +381,9 @@ describe("dike.batch", function()
             { with("argument_type", "numpy"), 'argument_type must be one of "list" or "array", got "numpy"' },
             { with("max_batch_size", 1), "max_batch_size must be >= target_batch_size (2), got 1" },
             { with("max_batch_size", 0), "max_batch_size must be an integer >= 1" },
+            { with("target_batch_size", 1e300), "target_batch_size must be an integer >= 1, got 1e+300" .. ABOVE_2_53 },
+            { with("max_batch_size", 1e300),
+              "max_batch_size must be an integer >= 1 or math.huge, got 1e+300" .. ABOVE_2_53 },
             { with("size", 1), "dike.batch: unknown option \"size\"" },
             { "x", "dike.batch: options must be a table, got \"x\"" },
         }

@@ -247,12 +247,16 @@ describe("dike.retry", function()
     end)
 
     it("rejects invalid options when the wrapper is made", function()
+        local ABOVE_2_53 = " (integers above 2^53 are not exact)"
         local bad = {
             { { attempts = 0 }, "dike.retry: attempts must be an integer >= 1 or math.huge, got 0" },
             { { attempts = 1.5 }, "attempts must be an integer >= 1 or math.huge, got 1.5" },
             { { attempts = -1 }, "attempts must be an integer >= 1" },
             { { attempts = 0 / 0 }, "attempts must be an integer >= 1" },
             { { attempts = "3" }, "attempts must be an integer >= 1 or math.huge, got \"3\"" },
+            { { attempts = 1e300 }, "attempts must be an integer >= 1 or math.huge, got 1e+300" .. ABOVE_2_53 },
+            { { seed = 1e300 }, "dike.retry: seed must be an integer >= 0, got 1e+300" .. ABOVE_2_53 },
+            { { seed = 2 ^ 63 }, "dike.retry: seed must be an integer >= 0, got 9.2233720368548e+18" .. ABOVE_2_53 },
             { { delay = -1 }, "delay must be a finite number >= 0, got -1" },
             { { delay = math.huge }, "delay must be a finite number >= 0" },
             { { backoff = 0 }, "backoff must be a finite number > 0, got 0" },

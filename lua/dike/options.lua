@@ -13,9 +13,13 @@ local function show(v)
 end
 M.show = show
 
-local function fail(fname, key, what, v)
-    error(fname .. ": " .. key .. " must be " .. what .. ", got " .. show(v), 4)
+local function fail(fname, key, what, v, why)
+    error(fname .. ": " .. key .. " must be " .. what .. ", got " .. show(v) .. (why or ""), 4)
 end
+
+-- Counts stay within the integers a double holds exactly (LuaJIT's numbers are doubles):
+-- beyond, n + 1 == n, and string.format("%d", n) raises on Lua 5.4.
+local MAX_COUNT = 2 ^ 53
 
 --- `opts` must be a table (nil allowed when `optional`) whose keys are all in `allowed`.
 function M.table(fname, opts, allowed, optional)
@@ -31,14 +35,16 @@ function M.table(fname, opts, allowed, optional)
     return opts
 end
 
---- An integer >= min, or math.huge when inf_ok; nil gives `default`.
+--- An integer in [min, 2^53], or math.huge when inf_ok; nil gives `default`.
 function M.count(fname, opts, key, min, inf_ok, default)
     local v = opts[key]
     if v == nil then return default end
-    if type(v) == "number" and v >= min and (v == floor(v) and v < huge or (inf_ok and v == huge)) then
+    if type(v) == "number" and v >= min and (v == floor(v) and v <= MAX_COUNT or (inf_ok and v == huge)) then
         return v
     end
-    fail(fname, key, "an integer >= " .. min .. (inf_ok and " or math.huge" or ""), v)
+    local too_big = type(v) == "number" and v > MAX_COUNT and v < huge and v == floor(v)
+    fail(fname, key, "an integer >= " .. min .. (inf_ok and " or math.huge" or ""), v,
+         too_big and " (integers above 2^53 are not exact)" or nil)
 end
 
 --- A number > 0 (strict) or >= 0; math.huge allowed only when inf_ok. nil gives `default`.
