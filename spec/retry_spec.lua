@@ -259,6 +259,8 @@ describe("dike.retry", function()
             { { seed = 1e300 }, "dike.retry: seed must be an integer >= 0, got 1e+300" .. ABOVE_2_53 },
             { { seed = 2 ^ 63 }, "dike.retry: seed must be an integer >= 0, got 9.2233720368548e+18" .. ABOVE_2_53 },
             { { delay = -1 }, "delay must be a finite number >= 0, got -1" },
+            { { delay = 0 / 0 }, "delay must be a finite number >= 0, got nan" },
+            { { backoff = -(0 / 0) }, "backoff must be a finite number > 0, got nan" },
             { { delay = math.huge }, "delay must be a finite number >= 0" },
             { { backoff = 0 }, "backoff must be a finite number > 0, got 0" },
             { { max_delay = 0 }, "max_delay must be a number > 0, got 0" },

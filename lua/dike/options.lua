@@ -5,9 +5,11 @@ local type, pairs, tostring, error, format, huge, floor =
 
 local M = {}
 
---- How a bad value is shown in messages.
+--- How a bad value is shown in messages: strings quoted, NaN as "nan" on every interpreter
+--- (Lua 5.4 prints the NaN of 0/0 as "-nan", LuaJIT as "nan"), tables etc. by their type.
 local function show(v)
     if type(v) == "string" then return format("%q", v) end
+    if v ~= v then return "nan" end
     if type(v) == "number" or type(v) == "boolean" or v == nil then return tostring(v) end
     return "a " .. type(v)
 end

@@ -15,6 +15,7 @@
 local errors = require("dike.errors")
 local log = require("dike.log")
 local Heap = require("dike.heap")
+local show = require("dike.options").show
 
 local co_create, co_resume, co_yield, co_running =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.running
@@ -399,7 +400,7 @@ function M.new(driver)
     function rt.sleep(seconds, fname)
         fname = fname or "dike.sleep"
         if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-            error(fname .. ": seconds must be a number >= 0, got " .. tostring(seconds), 2)
+            error(fname .. ": seconds must be a number >= 0, got " .. show(seconds), 2)
         end
         local t = task_for(fname)
         if seconds == 0 then return yield_once(t) end
