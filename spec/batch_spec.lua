@@ -142,6 +142,36 @@ describe("dike.batch", function()
         assert_idle(add)
     end)
 
+    it("refuses sequences with holes wherever # stops, on every interpreter", function()
+        local f = dike.batch{ target_batch_size = 1, max_waiting_time = 1 }(function(xs)
+            local out = {}
+            for i = 1, #xs do out[i] = xs[i] * 10 end
+            return out
+        end)
+        local beyond = { 1 } -- # is 1 everywhere: element 3 lives past the border
+        beyond[3] = 3
+        local inside = { 1, nil, 3 } -- # is 3 on Lua 5.4 and 1 on LuaJIT
+        local cases = {
+            { beyond, "dike.batch: argument 1 has a hole at index 2" },
+            { inside, "dike.batch: argument 1 has a hole at index 2" },
+            { { nil, 2 }, "dike.batch: argument 1 has a hole at index 1" },
+            { { n = 1, 5 }, nil }, -- a non-integer key is not a hole
+        }
+        dike.run(function()
+            for _, case in ipairs(cases) do
+                if case[2] then
+                    assert.equal(case[2], support.error_of(f, case[1]))
+                    assert.equal(case[2]:gsub("argument 1", "argument 1 field \"k\""),
+                                 support.error_of(f, { k = case[1] }))
+                else
+                    assert.same({ 50 }, f(case[1]))
+                end
+                assert.same({ 70, 80 }, f({ 7, 8 })) -- the same wrapper goes on working
+            end
+        end)
+        assert_idle(f)
+    end)
+
     it("checks kinds and key sets against the batch's first call", function()
         local f = dike.batch{ target_batch_size = 4, max_waiting_time = 0.01 }(function(kw)
             local out = {}

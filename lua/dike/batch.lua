@@ -18,8 +18,9 @@ local stats = require("dike.stats")
 local type, select, pairs, next, error, pcall, setmetatable, getmetatable, tostring, format =
     type, select, pairs, next, error, pcall, setmetatable, getmetatable, tostring, string.format
 local unpack = table.unpack or unpack -- luacheck: ignore 143
-local huge = math.huge
+local huge, floor = math.huge, math.floor
 local is_array, array_concat = core.is_array, core.array_concat
+local hole_above = options.hole_above
 local TimeoutError = errors.TimeoutError
 
 local M = {}
@@ -68,11 +69,29 @@ local function rows_of(array_mode, v, what)
         bad_call(what .. " must be a non-empty sequence, got " .. describe(v))
     end
     local r = #v
-    if r == 0 then bad_call(what .. " is empty: a call needs at least one row") end
     for i = 1, r - 1 do
         if v[i] == nil then bad_call(what .. " has a hole at index " .. i) end
     end
+    local hole = hole_above(v, r)
+    if hole then bad_call(what .. " has a hole at index " .. hole) end
+    if r == 0 then
+        if next(v) ~= nil then -- e.g. a table of named sequences inside another
+            bad_call(what .. " must be a non-empty sequence, got a table without element 1"
+                     .. " (named sequences do not nest)")
+        end
+        bad_call(what .. " is empty: a call needs at least one row")
+    end
     return r
+end
+
+-- A table with positive integer keys but neither element 1 nor any name: a sequence with a
+-- hole at 1 (not a named argument).
+local function is_holed_sequence(t, k)
+    if type(k) ~= "number" or k < 1 or k ~= floor(k) then return false end
+    for key in pairs(t) do
+        if type(key) == "string" then return false end
+    end
+    return true
 end
 
 -- Is `v` a table of named sequences/arrays (rather than one sequence/array)?
@@ -88,6 +107,7 @@ local function arg_rows(array_mode, v, j)
     local rows, first
     for k, s in pairs(v) do
         if type(k) ~= "string" then
+            if is_holed_sequence(v, k) then return rows_of(array_mode, v, "argument " .. j) end
             bad_call("argument " .. j .. " mixes named sequences with a non-string key " .. options.show(k))
         end
         local r = rows_of(array_mode, s, "argument " .. j .. " field " .. format("%q", k))

@@ -87,6 +87,21 @@ function M.string(fname, opts, key)
     fail(fname, key, "a string", v)
 end
 
+--- A hole that `#` did not show. For a table `t` whose elements 1..n (n == #t) are all present:
+--- n + 1 when `t` also has a positive integer key above n, else nil. `#` may stop at any border
+--- (LuaJIT's #{1, nil, 3} is 1, Lua 5.4's is 3), so without this check rows past a hole would be
+--- dropped silently on one interpreter and refused on the other. One pass over the keys; a
+--- second only for a table with keys besides 1..n.
+function M.hole_above(t, n)
+    local count = 0
+    for _ in next, t do count = count + 1 end
+    if count == n then return nil end
+    for k in next, t do
+        if type(k) == "number" and k > n and k < huge and k == floor(k) then return n + 1 end
+    end
+    return nil
+end
+
 --- `fn` must be callable (a function or a table with __call).
 function M.callable(fname, fn)
     if type(fn) == "function" then return fn end
