@@ -300,6 +300,23 @@ describe("dike.gather", function()
                            support.error_of(dike.gather, 5), 1, true)
         end)
     end)
+
+    it("refuses a list with a hole wherever # stops, and runs none of its items", function()
+        local ran = 0
+        local function item() ran = ran + 1 return ran end
+        local beyond = { item } -- # is 1 everywhere
+        beyond[3] = item
+        local lists = { beyond, { item, nil, item }, { nil, item } }
+        local where = { 2, 2, 1 }
+        dike.run(function()
+            for i, items in ipairs(lists) do
+                assert.matches("dike.gather: item " .. where[i] .. " must be a task or a function, got nil",
+                               support.error_of(dike.gather, items), 1, true)
+                assert.equal(0, ran)
+            end
+            assert.same({ 1, 2, n = 2 }, dike.gather({ item, item })) -- gather goes on working
+        end)
+    end)
 end)
 
 describe("dike.wrap", function()
