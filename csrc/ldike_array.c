@@ -133,6 +133,8 @@ static int l_array(lua_State *L) {
                      ldike_valstr(L, -1, buf, sizeof buf));
     lua_pop(L, 1);
   }
+  if (ldike_hole_above(L, 1, len)) /* elements past a hole would be dropped */
+    ldike_argerror(L, 1, "element %zu must be a number, got nil", len + 1);
   a = new_array(L, type, width, len / width);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
