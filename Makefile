@@ -2,18 +2,19 @@
 #   make deps     scripts/deps.sh: the Debian packages (a no-op when present); build and demo run
 #                 it (core), make test installs the "test" group (nginx, neovim, wrk, clang) too
 #   make build    configure + build build/ (build/dike/core.so, build/lua54/dike/core.so, C tests)
-#   make test     deps, build (-Werror), ctest: C tests, busted under LuaJIT and Lua 5.4,
-#                 luacheck, symbols/source-list/luarocks-install/demo checks;
-#                 last line "N passed, N failed"
-#   make asan     the same suites (minus lint/install) built with ASan+UBSan, in build-asan/
-#   make fuzz     libFuzzer targets spec/c/fuzz_*.c for FUZZ_SECONDS each (clang), in build-fuzz/
+#   make test     deps, then three stages (scripts/test.sh), last line "N passed, N failed" over all:
+#                 build/ (-Werror): C tests, busted under LuaJIT and Lua 5.4, the same under
+#                   valgrind memcheck, luacheck, symbols/source-list/luarocks-install/demo checks;
+#                 build-asan/: C tests and busted under ASan+UBSan;
+#                 build-fuzz/: each libFuzzer target for FUZZ_SECONDS (30) from its seed corpus
+#   make asan     only the ASan+UBSan stage
+#   make fuzz     only the fuzz stage, FUZZ_SECONDS (default here: 300) per target
 #   make demo     luajit examples/demo.lua with the build tree on the paths
 #   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
 #   make clean
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 LUAJIT ?= luajit
 
@@ -33,18 +34,16 @@ build: deps
 	cmake -S . -B $(BUILD)
 	cmake --build $(BUILD) -j $(JOBS)
 
+STAGE_ENV = BUILD_DIR=$(BUILD) ASAN_BUILD_DIR=$(ASAN_BUILD) FUZZ_BUILD_DIR=$(FUZZ_BUILD) JOBS=$(JOBS)
+
 test:
-	BUILD_DIR=$(BUILD) JOBS=$(JOBS) scripts/test.sh
+	$(STAGE_ENV) $(if $(FUZZ_SECONDS),FUZZ_SECONDS=$(FUZZ_SECONDS)) scripts/test.sh
 
 asan:
-	ASAN_BUILD_DIR=$(ASAN_BUILD) JOBS=$(JOBS) scripts/test.sh --asan
+	$(STAGE_ENV) scripts/test.sh asan
 
 fuzz:
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DDIKE_FUZZ=ON -DDIKE_FUZZ_SECONDS=$(FUZZ_SECONDS)
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	rm -rf $(FUZZ_BUILD)/results
-	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure; \
-	  cd $(CURDIR) && scripts/summarize.sh $(FUZZ_BUILD)
+	$(STAGE_ENV) FUZZ_SECONDS=$(or $(FUZZ_SECONDS),300) scripts/test.sh fuzz
 
 demo: build
 	$(RUN_ENV) $(LUAJIT) examples/demo.lua
