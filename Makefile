@@ -4,11 +4,15 @@
 #   make build    configure + build build/ (build/dike/core.so, build/lua54/dike/core.so, C tests)
 #   make test     deps, then three stages (scripts/test.sh), last line "N passed, N failed" over all:
 #                 build/ (-Werror): C tests, busted under LuaJIT and Lua 5.4, the same under
-#                   valgrind memcheck, luacheck, symbols/source-list/luarocks-install/demo checks;
-#                 build-asan/: C tests and busted under ASan+UBSan;
+#                   valgrind memcheck, the short stress run, luacheck, symbols/source-list/
+#                   luarocks-install/demo checks;
+#                 build-asan/: C tests, busted and the short stress run under ASan+UBSan;
 #                 build-fuzz/: each libFuzzer target for FUZZ_SECONDS (30) from its seed corpus
 #   make asan     only the ASan+UBSan stage
 #   make fuzz     only the fuzz stage, FUZZ_SECONDS (default here: 300) per target
+#   make stress   the full stress run (spec/stress/run.lua --full) under LuaJIT, then Lua 5.4:
+#                 1,000,000 batch calls from 10,000 tasks, limit_jobs and retry likewise, with
+#                 injected faults; figures per round (STRESS_ARGS: more run.lua arguments)
 #   make demo     luajit examples/demo.lua with the build tree on the paths
 #   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
 #   make clean
@@ -23,7 +27,7 @@ MAKEFLAGS += --no-print-directory
 # The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
 RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all build test asan fuzz demo rockspec clean deps
+.PHONY: all build test asan fuzz stress demo rockspec clean deps
 
 all: build
 
@@ -44,6 +48,10 @@ asan:
 
 fuzz:
 	$(STAGE_ENV) FUZZ_SECONDS=$(or $(FUZZ_SECONDS),300) scripts/test.sh fuzz
+
+stress: build
+	scripts/run-stress.sh $(LUAJIT) $(BUILD) --full $(STRESS_ARGS)
+	scripts/run-stress.sh lua5.4 $(BUILD)/lua54 --full $(STRESS_ARGS)
 
 demo: build
 	$(RUN_ENV) $(LUAJIT) examples/demo.lua

@@ -3,10 +3,11 @@
 # and run its ctest suites, then one summary over every stage.
 # Usage: scripts/test.sh [STAGE...]        (no stage: all three, in this order)
 #   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.4, the C tests
-#            and both busted suites again under valgrind memcheck, luacheck, exported-symbols /
-#            source-list / luarocks-install checks, the demo under both interpreters
-#   asan     build-asan/ with -DDIKE_SANITIZE=ON (gcc): C tests, busted (both interpreters, ASan
-#            runtime preloaded), symbols check
+#            and both busted suites again under valgrind memcheck, the short stress run under
+#            both interpreters, luacheck, exported-symbols / source-list / luarocks-install
+#            checks, the demo under both interpreters
+#   asan     build-asan/ with -DDIKE_SANITIZE=ON (gcc): C tests, busted and the short stress run
+#            (both interpreters, ASan runtime preloaded), symbols check
 #   fuzz     build-fuzz/ with clang -DDIKE_FUZZ=ON: each libFuzzer target spec/c/fuzz_*.c for
 #            FUZZ_SECONDS (default 30), starting from its committed seed corpus
 # Environment: BUILD_DIR / ASAN_BUILD_DIR / FUZZ_BUILD_DIR (build dirs), FUZZ_SECONDS, JOBS
