@@ -280,4 +280,16 @@ describe("dike.retry", function()
         end
         assert.matches("dike.retry: expected a function to wrap, got nil", support.error_of(dike.retry{}, nil), 1, true)
     end)
+
+    it("blames the caller's line for a bad exception_types, alone or in a list", function()
+        local bad = { "[", { "[" }, 5, { 5 }, { "x", 5 }, { dike.TimeoutError, true } }
+        for _, spec in ipairs(bad) do
+            local f = function() return (dike.retry{ exception_types = spec }) end
+            local ok, err = pcall(f)
+            assert.is_false(ok)
+            local where = debug.getinfo(f, "S")
+            assert.equal(where.short_src .. ":" .. where.linedefined .. ": dike.retry: exception_types",
+                         err:match("^[^:]+:%d+: dike%.retry: exception_types"))
+        end
+    end)
 end)
