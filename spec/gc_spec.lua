@@ -64,18 +64,26 @@ describe("garbage collection", function()
        .. " and rejections", function()
         local weak = new_weak()
         local function use()
+            -- The slot is held until `gate` opens, so only the queue timeout itself is timed
+            -- (a lower bound): this also runs under valgrind.
             local lim = dike.limit_jobs{ limit = 1, queue = 2, queue_timeout = 0.05 }
-            local slow_fn, quick_fn = function(s) dike.sleep(s) return { s } end, function() return "quick" end
+            local gate = false
+            local slow_fn = function(s)
+                while not gate do dike.sleep(0.001) end
+                return { s }
+            end
+            local quick_fn = function() return "quick" end
             local slow, quick = lim(slow_fn), lim(quick_fn)
             weak.limiter, weak.slow, weak.quick, weak.slow_fn, weak.quick_fn = lim, slow, quick, slow_fn, quick_fn
             dike.run(function()
-                local running = dike.spawn(slow, 0.08)   -- holds the slot until 0.08 s
-                local timed_out = dike.spawn(quick)       -- queued, times out at 0.05 s
+                local running = dike.spawn(slow, 1)       -- holds the slot until the gate opens
+                local timed_out = dike.spawn(quick)       -- queued, times out after 0.05 s
                 local cancelled = dike.spawn(quick)       -- queued, then cancelled
                 weak.rejected = support.error_of(quick)   -- the queue is full
                 cancelled:cancel()
                 assert.equal(dike.TooManyCalls, getmetatable(support.error_of(timed_out.join, timed_out)))
-                local granted = dike.spawn(quick)         -- queued at 0.05 s, gets the slot at 0.08 s
+                local granted = dike.spawn(quick)         -- queued, gets the slot once running returns
+                gate = true
                 weak.running, weak.timed_out, weak.cancelled, weak.granted = running, timed_out, cancelled, granted
                 assert.equal("quick", granted:join())
                 weak.result = running:join()
