@@ -296,6 +296,38 @@ describe("dike.batch", function()
         assert_idle(add)
     end)
 
+    it("cancelling every caller of a sent batch cancels its task: nothing is left once the calls ended", function()
+        local started, stopped = 0
+        local f = dike.batch{ target_batch_size = 2, max_waiting_time = 10, max_processing_time = 30 }(function(xs)
+            started = started + 1
+            local ok, e = pcall(dike.sleep, 20)
+            stopped = not ok and getmetatable(e)
+            if not ok then error(e, 0) end
+            return xs
+        end)
+        -- cancelled while the function runs, and cancelled after the send, before it started
+        for _, wait_first in ipairs({ true, false }) do
+            stopped = nil
+            dike.run(function()
+                local t1 = dike.spawn(f, { 1 })
+                local t2 = dike.spawn(f, { 2 }) -- the batch is full: sent
+                if wait_first then dike.sleep(0.01) end
+                t1:cancel()
+                assert.equal(1, dike.stats(f).waiting)
+                t2:cancel()
+                local s = dike.stats(f) -- at once, as the calls have ended
+                assert.same({ 0, 0 }, { s.running_batches, s.waiting })
+                support.error_of(t1.join, t1)
+                support.error_of(t2.join, t2)
+                dike.sleep(0) -- let the batch's task see its cancellation
+            end)
+            assert.equal(wait_first and dike.CancelledError or nil, stopped)
+        end
+        assert.equal(1, started) -- the second batch's function never started
+        assert.equal(2, dike.stats(f).batches)
+        assert_idle(f)
+    end)
+
     it("a caller cancelled after its batch was sent does not get its result; the others do", function()
         local f = dike.batch{ target_batch_size = 2, max_waiting_time = 10 }(function(xs)
             dike.sleep(0.01)

@@ -8,7 +8,8 @@
 -- caller that is cancelled never strands the others.
 --
 -- A caller's wait has two places: queued (cancel = remove its rows from the open batch)
--- and sent (cancel = just stop expecting its result). Nothing is kept once calls end.
+-- and sent (cancel = stop expecting its result; when no caller of the batch is left, the
+-- batch's task is cancelled too). Nothing is kept once calls end.
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
@@ -283,7 +284,6 @@ end
 -- The body of a batch's own task.
 local function run_batch(batch)
     local B = batch.B
-    batch.task = rt.current()
     batch.timer = rt.timer(B.max_processing_time, on_processing_timeout, batch)
     local args = batch.args
     batch.args = nil
@@ -297,11 +297,21 @@ end
 
 ---------------------------------------------------------------- sending
 
--- A sent caller is cancelled: it no longer expects its result.
+-- A sent caller is cancelled: it no longer expects its result. Once no caller of the batch
+-- is left, nobody could get what the function returns: cancel its task (CancelledError where
+-- the function waits; one not started yet never runs), so that nothing outlives the calls.
 local function on_cancel_sent(t, batch, i)
     if batch.tasks[i] == t then
         batch.tasks[i] = false
-        batch.B.waiting = batch.B.waiting - 1
+        local B = batch.B
+        B.waiting = B.waiting - 1
+        batch.left = batch.left - 1
+        if batch.left == 0 and not batch.done then
+            batch.done = true
+            B.running = B.running - 1
+            if batch.timer then rt.cancel_timer(batch.timer) end
+            batch.task:cancel()
+        end
     end
 end
 
@@ -316,7 +326,7 @@ local function send(B)
     if n == 0 then return nil end
     local task_of, args_of = B.task_of, B.args_of
     local tasks, offs, rows, calls = {}, {}, {}, {}
-    local batch = { B = B, n = n, tasks = tasks, offs = offs, rows = rows, done = false }
+    local batch = { B = B, n = n, left = n, tasks = tasks, offs = offs, rows = rows, done = false }
     local total = 0
     for i = 1, n do
         local id, r = seg[3 * i - 2], seg[3 * i - 1]
@@ -335,7 +345,7 @@ local function send(B)
     B.batches = B.batches + 1
     B.running = B.running + 1
     B.waiting = B.waiting + n
-    rt.spawn_soon(run_batch, batch)
+    batch.task = rt.spawn_soon(run_batch, batch)
     return batch
 end
 
