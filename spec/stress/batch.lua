@@ -22,21 +22,22 @@ local function row_fails(code) return code * 7919 % 100 < 3 end -- 3% of the row
 local function row_error(code) return "row " .. code .. " failed" end
 local function row_result(code) return code * 2 + 1 end
 
---- One round; returns its figures and the wrapped function (for the GC check).
+--- One round; returns its figures and the wrapped functions (for the GC check). The calls go
+--- at random to batchers of three sizes (p.sizes): batches sent by size with a cap, mostly by
+--- max_waiting_time (so more cancelled callers are still queued), and tiny ones.
 function M.round(p, rand, tally)
-    local fig = { calls = 0, cancelled = 0, batches = 0, raised = 0, stalled = 0, timed_out = 0,
-                  bad_length = 0, rows = 0, rows_failed = 0, orphan_rows = 0, succeeded = 0 }
+    local fig = { calls = 0, cancelled = 0, cancelled_seen = 0, cancelled_unseen = 0, batches = 0, raised = 0,
+                  stalled = 0, timed_out = 0, abandoned = 0, bad_length = 0, rows = 0, rows_failed = 0,
+                  orphan_rows = 0, succeeded = 0 }
     local live, batches = {}, {}
     local name, timeout_message
 
-    -- Sleep inside the batch function; a cancellation there means the batch timed out.
+    -- Sleep inside the batch function. A cancellation there means the batch timed out, or that
+    -- every one of its callers was cancelled (which of the two, the round's end tells).
     local function nap(b, seconds)
         local ok, e = pcall(dike.sleep, seconds)
         if not ok then
-            if getmetatable(e) == dike.CancelledError then
-                b.kind = "timeout"
-                fig.timed_out = fig.timed_out + 1
-            end
+            if getmetatable(e) == dike.CancelledError then b.kind = "cancelled" end
             error(e, 0)
         end
     end
@@ -61,11 +62,11 @@ function M.round(p, rand, tally)
             end
         end
         if cur_i ~= cur_rows then tally:bad("batch %d: its last call was split", b.id) end
-        if #xs > p.max_batch_size then tally:bad("batch %d has %d rows, above the cap", b.id, #xs) end
+        if #xs > b.cap then tally:bad("batch %d has %d rows, above the cap %d", b.id, #xs, b.cap) end
     end
 
-    local function batch_fn(xs, ys)
-        local b = { id = #batches + 1, rows = #xs, timeouts_seen = 0 }
+    local function batch_fn(cap, xs, ys)
+        local b = { id = #batches + 1, rows = #xs, cap = cap, timeouts_seen = 0 }
         batches[b.id] = b
         fig.batches = fig.batches + 1
         fig.rows = fig.rows + #xs
@@ -103,10 +104,15 @@ function M.round(p, rand, tally)
         return out
     end
 
-    local f = dike.batch{ target_batch_size = p.target, max_waiting_time = p.max_waiting_time,
-                          max_processing_time = p.max_processing_time,
-                          max_batch_size = p.max_batch_size }(batch_fn)
-    name = debug.getinfo(batch_fn, "S").short_src .. ":" .. debug.getinfo(batch_fn, "S").linedefined
+    local batchers = {}
+    for i, size in ipairs(p.sizes) do
+        local cap = size.max_batch_size
+        local fn = function(xs, ys) return batch_fn(cap, xs, ys) end
+        batchers[i] = dike.batch{ target_batch_size = size.target, max_waiting_time = p.max_waiting_time,
+                                  max_processing_time = p.max_processing_time, max_batch_size = cap }(fn)
+        local info = debug.getinfo(fn, "S")
+        name = info.short_src .. ":" .. info.linedefined -- the same line for every size
+    end
     timeout_message = format("dike.batch: %s did not return within max_processing_time (%gs)",
                              name, p.max_processing_time)
 
@@ -119,13 +125,21 @@ function M.round(p, rand, tally)
             xs[i], ys[i] = code, -code
         end
         rec.xs, rec.ys = xs, ys
+        rec.f = batchers[rand(#batchers) + 1]
     end
     function scenario.call(rec)
-        return f(rec.xs, rec.ys)
+        return rec.f(rec.xs, rec.ys)
     end
     function scenario.verify(rec, ok, v)
         local b, cid = rec.batch, rec.cid
         if rec.cancelled then
+            -- before its batch function saw its rows (taken out of the open batch, or sent and
+            -- not yet started), or after
+            if b then
+                fig.cancelled_seen = fig.cancelled_seen + 1
+            else
+                fig.cancelled_unseen = fig.cancelled_unseen + 1
+            end
             return tally:expect(not ok and getmetatable(v) == dike.CancelledError,
                                 "call %d was cancelled but got %s", cid, tostring(v))
         end
@@ -133,7 +147,7 @@ function M.round(p, rand, tally)
         if b.kind == "raise" then
             return tally:expect(not ok and rawequal(v, b.err), "call %d: wanted batch %d's error, got %s",
                                 cid, b.id, tostring(v))
-        elseif b.kind == "timeout" or (b.kind == nil and getmetatable(v) == dike.TimeoutError) then
+        elseif b.kind == "cancelled" or (b.kind == nil and getmetatable(v) == dike.TimeoutError) then
             -- The callers of a batch that times out resume before its task learns it was
             -- cancelled (b.kind is still nil then): the round's end checks that it did learn.
             b.timeouts_seen = b.timeouts_seen + 1
@@ -172,22 +186,39 @@ function M.round(p, rand, tally)
     if next(live) ~= nil then tally:bad("calls still marked as going on after the round") end
     for _, b in ipairs(batches) do
         if b.kind == nil then tally:bad("batch %d never ended", b.id) end
-        if b.timeouts_seen > 0 and b.kind ~= "timeout" then
+        if b.timeouts_seen > 0 and b.kind ~= "cancelled" then
             tally:bad("batch %d timed out for %d callers but its task ended as %q", b.id, b.timeouts_seen, b.kind)
+        end
+        if b.kind == "cancelled" then
+            if b.timeouts_seen > 0 then
+                fig.timed_out = fig.timed_out + 1
+            else -- none of its callers saw a timeout: they were all cancelled
+                fig.abandoned = fig.abandoned + 1
+            end
         end
     end
 
-    local s = dike.stats(f)
-    fig.stats = s
-    fig.gauges_zero = s.queued_calls == 0 and s.queued_rows == 0 and s.running_batches == 0 and s.waiting == 0
-    fig.counters_match = s.calls == fig.calls and s.batches == fig.batches
+    local calls, sent = 0, 0
+    fig.gauges_zero = true
+    for _, f in ipairs(batchers) do
+        local s = dike.stats(f)
+        fig.stats = s
+        fig.gauges_zero = fig.gauges_zero and s.queued_calls == 0 and s.queued_rows == 0 and s.running_batches == 0
+            and s.waiting == 0
+        calls, sent = calls + s.calls, sent + s.batches
+    end
+    -- Sent batches whose callers were all cancelled before the function started never call it.
+    fig.never_started = sent - fig.batches
+    fig.counters_match = calls == fig.calls and fig.never_started >= 0 and fig.never_started <= fig.cancelled
     fig.summary = format("%d calls from %d tasks, %d batches of %d rows: %d raised, %d stalled, %d timed out,"
-                         .. " %d wrong length, %d rows dike.fail, %d calls cancelled (%d rows orphaned);"
-                         .. " %d calls got their rows' results",
+                         .. " %d wrong length, %d rows dike.fail, %d calls cancelled (%d before their batch"
+                         .. " function saw them, %d rows orphaned, %d batches left by all their callers, %d"
+                         .. " before they started); %d calls got their rows' results",
                          fig.calls, p.tasks, fig.batches, fig.rows, fig.raised, fig.stalled, fig.timed_out,
-                         fig.bad_length, fig.rows_failed, fig.cancelled, fig.orphan_rows, fig.succeeded)
+                         fig.bad_length, fig.rows_failed, fig.cancelled, fig.cancelled_unseen, fig.orphan_rows,
+                         fig.abandoned, fig.never_started, fig.succeeded)
     fig.faults = fig.raised + fig.stalled + fig.bad_length + fig.rows_failed + fig.cancelled
-    return fig, f
+    return fig, batchers
 end
 
 return M

@@ -131,21 +131,7 @@ end
 
 --- What dike and luv still hold: a list of problems (empty when nothing is left behind).
 function M.leftovers()
-    local problems = {}
-    local driver = debug.getregistry()["dike.runtime.luv.driver"]
-    local own = {}
-    for _, h in pairs(driver and driver.handles() or {}) do own[h] = true end
-    uv.walk(function(h)
-        if own[h] then
-            if h:is_active() then problems[#problems + 1] = "dike's " .. tostring(h) .. " is active" end
-        elseif not h:is_closing() then
-            problems[#problems + 1] = tostring(h) .. " is open"
-        end
-    end)
-    for k, v in pairs(require("dike.runtime").pending()) do
-        if v ~= 0 then problems[#problems + 1] = format("%d %s left in dike's runtime", v, k) end
-    end
-    return problems
+    return require("spec.leftovers")(uv)
 end
 
 --- Resident set size of this process in KB (Linux), or nil.

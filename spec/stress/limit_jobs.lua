@@ -115,7 +115,7 @@ function M.round(p, rand, tally)
                          fig.granted_from_queue, fig.raised, fig.rejected, fig.queue_timeouts, fig.cancelled,
                          fig.succeeded)
     fig.faults = fig.raised + fig.cancelled + fig.queue_timeouts
-    return fig, g, limiter
+    return fig, { g, limiter }
 end
 
 return M

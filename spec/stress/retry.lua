@@ -115,7 +115,7 @@ function M.round(p, rand, tally)
                          fig.calls, p.tasks, p.jitter, fig.attempts, fig.failed_attempts, fig.retries,
                          fig.cancelled, fig.exhausted, ATTEMPTS, fig.succeeded)
     fig.faults = fig.failed_attempts + fig.cancelled
-    return fig, g
+    return fig, { g }
 end
 
 return M

@@ -23,6 +23,7 @@ local format, clock = string.format, os.clock
 local SCENARIOS = { "batch", "limit_jobs", "retry" }
 local JITTERS = { "full", "equal", "decorrelated" }
 
+
 -- Parameters of one round, per scenario. tasks run at once; each makes `calls` calls.
 local PRESETS = {
     short = {
@@ -39,8 +40,9 @@ local PRESETS = {
     },
 }
 local COMMON = {
-    batch = { cancel_pct = 5, target = 64, max_batch_size = 96, max_waiting_time = 0.002,
-              max_processing_time = 0.05 },
+    batch = { cancel_pct = 5, max_waiting_time = 0.002, max_processing_time = 0.05,
+              sizes = { { target = 64, max_batch_size = 96 }, { target = 2048, max_batch_size = 4096 },
+                        { target = 8, max_batch_size = 8 } } },
     limit_jobs = { cancel_pct = 5 },
     retry = { cancel_pct = 5, delay = 0.0005, max_delay = 0.002 },
 }
@@ -82,8 +84,8 @@ end
 -- round's wrappers alive: once it returns, nothing but dike could still hold them.
 local function run_round(scenario, p, rand, tally, weak)
     local t0, w0 = clock(), dike.now()
-    local fig, wrapped, limiter = scenario.round(p, rand, tally)
-    weak.wrapped, weak.limiter = wrapped, limiter
+    local fig, wrappers = scenario.round(p, rand, tally)
+    for i, w in ipairs(wrappers) do weak[i] = w end
     return fig, clock() - t0, dike.now() - w0
 end
 
@@ -98,7 +100,7 @@ local function main(argv)
     for _, name in ipairs(SCENARIOS) do
         if not o.only or (("," .. o.only .. ","):find("," .. name .. ",", 1, true)) then
             local scenario = require("spec.stress." .. name)
-            local mem = {}
+            local mem, sums = {}, {}
             for round = 1, rounds do
                 local p = params(name, o.preset, round)
                 local rand = harness.rng(o.seed + round * 7919 + #name)
@@ -118,8 +120,16 @@ local function main(argv)
                              what, fig.summary, wall, cpu, lua_kb, c_kb and format("%.0f", c_kb) or "?",
                              (rss_kb or 0) / 1024))
                 totals.calls, totals.faults = totals.calls + fig.calls, totals.faults + fig.faults
+                for k, v in pairs(fig) do
+                    if type(v) == "number" and k ~= "max_running" then sums[k] = (sums[k] or 0) + v end
+                end
                 totals.seconds = totals.seconds + wall
             end
+            local keys = {}
+            for k in pairs(sums) do keys[#keys + 1] = k end
+            table.sort(keys)
+            for i, k in ipairs(keys) do keys[i] = k .. " " .. sums[k] end
+            print(format("  %s, all rounds: %s", name, table.concat(keys, ", ")))
             if rounds > 1 then
                 local first, mid, last = mem[1], mem[math.ceil(rounds / 2)], mem[rounds]
                 report:check(last.lua <= first.lua + HEAP_SLACK_KB, format(
