@@ -84,7 +84,8 @@ end
 --- cancels the caller 0 s (likely still queued) to 4 ms later if that call is still going on:
 --- rec.cancelled says it did. `live` maps cid -> rec while a call is going on (scenarios read it).
 --- The round ends when every caller and every canceller has ended. Returns the gather results
---- of the callers (each nil unless a caller raised).
+--- of the callers (each nil unless a caller raised); fig.stray_wakes counts sleeps between
+--- calls that returned a value (a caller resumed twice).
 function M.callers(p, rand, scenario, fig, live)
     local dike = require("dike")
     local tasks, cancellers, cid = {}, {}, 0
@@ -111,11 +112,13 @@ function M.callers(p, rand, scenario, fig, live)
             local ok, value = pcall(scenario.call, rec)
             live[rec.cid] = nil
             scenario.verify(rec, ok, value)
+            -- Between calls the caller sleeps at times. A call's caller resumed a second time
+            -- would be woken in its next wait: here (sleep returns nothing, or raises) or in its
+            -- next call (a wrong outcome there).
             local pause = scenario.pause and scenario.pause(rec)
-            if pause then
-                dike.sleep(pause)
-            elseif rand(4) == 0 then
-                dike.sleep(0) -- some interleaving between calls
+            if pause or rand(4) == 0 then -- a back-off, or some interleaving between calls
+                local woke = dike.sleep(pause or 0)
+                if woke ~= nil then fig.stray_wakes = (fig.stray_wakes or 0) + 1 end
             end
         end
     end

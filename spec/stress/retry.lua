@@ -105,6 +105,7 @@ function M.round(p, rand, tally)
     for k = 1, p.tasks do
         if results[k] ~= nil then tally:bad("caller task %d raised %s", k, tostring(results[k])) end
     end
+    if fig.stray_wakes then tally:bad("%d sleeps between calls were woken with a value", fig.stray_wakes) end
 
     local s = dike.stats(g)
     fig.stats = s
