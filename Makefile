@@ -2,11 +2,18 @@
 #   make deps     scripts/deps.sh: the Debian packages (a no-op when present); build and demo run
 #                 it (core), make test installs the "test" group (nginx, neovim, wrk, clang) too
 #   make build    configure + build build/ (build/dike/core.so, build/lua54/dike/core.so, C tests)
-#   make test     deps, build (-Werror), ctest: C tests, busted under LuaJIT and Lua 5.4,
-#                 luacheck, symbols/source-list/luarocks-install/demo checks;
-#                 last line "N passed, N failed"
-#   make asan     the same suites (minus lint/install) built with ASan+UBSan, in build-asan/
-#   make fuzz     libFuzzer targets spec/c/fuzz_*.c for FUZZ_SECONDS each (clang), in build-fuzz/
+#   make test     deps, then three stages (scripts/test.sh), last line "N passed, N failed" over all:
+#                 build/ (-Werror): C tests, busted under LuaJIT and Lua 5.4, the same under
+#                   valgrind memcheck, the short stress run, luacheck, symbols/source-list/
+#                   luarocks-install/demo/bench-smoke checks, the integration suites (nginx,
+#                   Neovim, the demo service, a 5 s soak);
+#                 build-asan/: C tests, busted and the short stress run under ASan+UBSan;
+#                 build-fuzz/: each libFuzzer target for FUZZ_SECONDS (30) from its seed corpus
+#   make asan     only the ASan+UBSan stage
+#   make fuzz     only the fuzz stage, FUZZ_SECONDS (default here: 300) per target
+#   make stress   the full stress run (spec/stress/run.lua --full) under LuaJIT, then Lua 5.4:
+#                 1,000,000 batch calls from 10,000 tasks, limit_jobs and retry likewise, with
+#                 injected faults; figures per round (STRESS_ARGS: more run.lua arguments)
 #   make demo     luajit examples/demo.lua with the build tree on the paths (includes a short
 #                 in-process run of the demo service)
 #   make demo-service  the demo HTTP service under wrk, batching on then off
@@ -21,7 +28,6 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
-FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 LUAJIT ?= luajit
 
@@ -30,7 +36,7 @@ MAKEFLAGS += --no-print-directory
 # The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
 RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all build test asan fuzz demo demo-service soak bench rockspec clean deps
+.PHONY: all build test asan fuzz stress demo demo-service soak bench rockspec clean deps
 
 all: build
 
@@ -41,18 +47,20 @@ build: deps
 	cmake -S . -B $(BUILD)
 	cmake --build $(BUILD) -j $(JOBS)
 
+STAGE_ENV = BUILD_DIR=$(BUILD) ASAN_BUILD_DIR=$(ASAN_BUILD) FUZZ_BUILD_DIR=$(FUZZ_BUILD) JOBS=$(JOBS)
+
 test:
-	BUILD_DIR=$(BUILD) JOBS=$(JOBS) scripts/test.sh
+	$(STAGE_ENV) $(if $(FUZZ_SECONDS),FUZZ_SECONDS=$(FUZZ_SECONDS)) scripts/test.sh
 
 asan:
-	ASAN_BUILD_DIR=$(ASAN_BUILD) JOBS=$(JOBS) scripts/test.sh --asan
+	$(STAGE_ENV) scripts/test.sh asan
 
 fuzz:
-	CC=clang cmake -S . -B $(FUZZ_BUILD) -DDIKE_FUZZ=ON -DDIKE_FUZZ_SECONDS=$(FUZZ_SECONDS)
-	cmake --build $(FUZZ_BUILD) -j $(JOBS)
-	rm -rf $(FUZZ_BUILD)/results
-	cd $(FUZZ_BUILD) && ctest -j $(JOBS) --output-on-failure; \
-	  cd $(CURDIR) && scripts/summarize.sh $(FUZZ_BUILD)
+	$(STAGE_ENV) FUZZ_SECONDS=$(or $(FUZZ_SECONDS),300) scripts/test.sh fuzz
+
+stress: build
+	scripts/run-stress.sh $(LUAJIT) $(BUILD) --full $(STRESS_ARGS)
+	scripts/run-stress.sh lua5.4 $(BUILD)/lua54 --full $(STRESS_ARGS)
 
 demo: build
 	$(RUN_ENV) $(LUAJIT) examples/demo.lua

@@ -41,7 +41,8 @@
  *   copy of rows first_row .. first_row + nrows - 1 (nrows may be 0);
  *   tostring(a) "dike.array<double x1>(3 rows)". Integer elements are Lua
  *   integers on 5.3+ (int64 beyond 2^53 is rounded on LuaJIT). The list
- *   is read raw (no __index/__len). Arrays are read-only.
+ *   is read raw (no __index/__len); one with a hole (a positive integer key
+ *   beyond #list, wherever # stopped) is refused. Arrays are read-only.
  * core.array_concat(list_of_arrays) -> Array   (same type and width)
  * core.is_array(x) -> boolean
  *
@@ -202,6 +203,23 @@ int64_t ldike_checkint(lua_State *L, int arg, int64_t lo, int64_t hi,
                  "], got %s", what, lo, hi,
                  ldike_valstr(L, arg, buf, sizeof buf));
   return 0; /* not reached */
+}
+
+int ldike_hole_above(lua_State *L, int idx, size_t len) {
+  if (idx < 0)
+    idx = lua_gettop(L) + idx + 1; /* the pushes below move a relative idx */
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    lua_pop(L, 1); /* the value; the key stays for the next lua_next */
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      double k = (double)lua_tonumber(L, -1);
+      if (k > (double)len && k < HUGE_VAL && floor(k) == k) {
+        lua_pop(L, 1);
+        return 1;
+      }
+    }
+  }
+  return 0;
 }
 
 const char *ldike_numstr(double v, char *buf, size_t size) {

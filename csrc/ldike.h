@@ -105,6 +105,10 @@ LDIKE_HIDDEN void ldike_checktable(lua_State *L, int arg);
  * in [lo, hi], got X" (">= lo" when hi is LDIKE_MAXCOUNT). */
 LDIKE_HIDDEN int64_t ldike_checkint(lua_State *L, int arg, int64_t lo,
                                     int64_t hi, const char *what);
+/* 1 when the table at idx has a positive integer key above len, its length:
+ * a hole the length operator did not show (it may stop at any border:
+ * LuaJIT's #{1, nil, 3} is 1, Lua 5.4's is 3). One pass over the keys. */
+LDIKE_HIDDEN int ldike_hole_above(lua_State *L, int idx, size_t len);
 /* Text for the value at idx in messages: the number ("1.5", "nan",
  * "-inf", integers without ".0") or the type name. buf: >= 32 bytes. */
 LDIKE_HIDDEN const char *ldike_valstr(lua_State *L, int idx, char *buf,

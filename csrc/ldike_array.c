@@ -133,6 +133,8 @@ static int l_array(lua_State *L) {
                      ldike_valstr(L, -1, buf, sizeof buf));
     lua_pop(L, 1);
   }
+  if (ldike_hole_above(L, 1, len)) /* elements past a hole would be dropped */
+    ldike_argerror(L, 1, "element %zu must be a number, got nil", len + 1);
   a = new_array(L, type, width, len / width);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
@@ -218,6 +220,19 @@ static int l_index(lua_State *L) {
   return 1;
 }
 
+/* a[k] = v: refused with a message that says why (without __newindex the
+ * interpreter's own "attempt to index a userdata value" would not). */
+static int l_newindex(lua_State *L) {
+  char buf[48];
+  (void)SELF(L);
+  if (lua_type(L, 2) == LUA_TSTRING)
+    ldike_error(L, "dike.array: arrays are read-only (cannot set a.%.40s)",
+                lua_tostring(L, 2));
+  ldike_error(L, "dike.array: arrays are read-only (cannot set a[%s])",
+              ldike_valstr(L, 2, buf, sizeof buf));
+  return 0; /* not reached */
+}
+
 static int l_len(lua_State *L) {
   ldike_pushsize(L, SELF(L)->nrows);
   return 1;
@@ -287,6 +302,7 @@ static int l_tostring(lua_State *L) {
 void ldike_open_array(lua_State *L) {
   static const luaL_Reg meta[] = {
       {"__index", l_index},
+      {"__newindex", l_newindex},
       {"__len", l_len},
       {"__tostring", l_tostring},
       {NULL, NULL},

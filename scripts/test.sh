@@ -1,23 +1,24 @@
 #!/usr/bin/env bash
-# What `make test` (and `make asan`) run: deps, configure, build, every ctest suite, summary.
-# Usage: scripts/test.sh [--asan]
-#   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.4, luacheck,
-#            exported-symbols check, source-list check, luarocks install check, the demo
-#            under both interpreters
-#   --asan   build-asan/ with -DDIKE_SANITIZE=ON: C tests, busted (both interpreters, ASan
-#            runtime preloaded), symbols check
-# Environment: BUILD_DIR / ASAN_BUILD_DIR (build dirs), JOBS (default: nproc), CTEST_ARGS (extra
-# ctest arguments, e.g. "-R busted"). The last line printed is "N passed, N failed" summed over
-# all suites (scripts/summarize.sh); the exit status is non-zero on any failure.
+# What `make test`, `make asan` and `make fuzz` run: deps, then for each stage configure, build
+# and run its ctest suites, then one summary over every stage.
+# Usage: scripts/test.sh [STAGE...]        (no stage: all three, in this order)
+#   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.4, the C tests
+#            and both busted suites again under valgrind memcheck, the short stress run under
+#            both interpreters, luacheck, exported-symbols / source-list / luarocks-install
+#            checks, the demo under both interpreters
+#   asan     build-asan/ with -DDIKE_SANITIZE=ON (gcc): C tests, busted and the short stress run
+#            (both interpreters, ASan runtime preloaded), symbols check
+#   fuzz     build-fuzz/ with clang -DDIKE_FUZZ=ON: each libFuzzer target spec/c/fuzz_*.c for
+#            FUZZ_SECONDS (default 30), starting from its committed seed corpus
+# Environment: BUILD_DIR / ASAN_BUILD_DIR / FUZZ_BUILD_DIR (build dirs), FUZZ_SECONDS, JOBS
+# (default: nproc), CTEST_ARGS (extra ctest arguments for every stage, e.g. "-R busted").
+# The last line printed is "N passed, N failed" summed over all suites of all stages
+# (scripts/summarize.sh); the exit status is non-zero on any failure.
 set -u
 cd "$(dirname "$0")/.."
 
-build=${BUILD_DIR:-build}
-cmake_args=(-DDIKE_WERROR=ON)
-if [ "${1:-}" = --asan ]; then
-  build=${ASAN_BUILD_DIR:-build-asan}
-  cmake_args=(-DDIKE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
-fi
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(default asan fuzz)
 jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 if ! scripts/deps.sh test; then
@@ -38,16 +39,32 @@ for v in LUA_PATH LUA_CPATH LUA_PATH_5_4 LUA_CPATH_5_4; do
   if [ -n "${!v:-}" ] && [ "${!v%;;}" = "${!v}" ]; then export "$v=${!v};;"; fi
 done
 
-extra=0
-if ! { cmake -S . -B "$build" "${cmake_args[@]}" && cmake --build "$build" -j "$jobs"; }; then
-  echo "test.sh: the build failed; running what can run" >&2
-  extra=1
-fi
-rm -rf "$build/results"
-if [ -f "$build/CTestTestfile.cmake" ]; then
-  # shellcheck disable=SC2086  # CTEST_ARGS is a list of words
-  (cd "$build" && ctest -j "$jobs" --output-on-failure ${CTEST_ARGS:-})
-fi
+extra=0 dirs=()
+for stage in "${stages[@]}"; do
+  env=()
+  case $stage in
+    default) build=${BUILD_DIR:-build} args=(-DDIKE_WERROR=ON) ;;
+    asan) build=${ASAN_BUILD_DIR:-build-asan} args=(-DDIKE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug) ;;
+    fuzz) build=${FUZZ_BUILD_DIR:-build-fuzz}
+          args=(-DDIKE_FUZZ=ON "-DDIKE_FUZZ_SECONDS=${FUZZ_SECONDS:-30}") env=(CC=clang) ;;
+    *) echo "test.sh: unknown stage '$stage' (default, asan, fuzz)" >&2; extra=$((extra + 1)); continue ;;
+  esac
+  dirs+=("$build")
+  echo "== test.sh: stage $stage in $build/"
+  start=$SECONDS
+  if ! { env "${env[@]+"${env[@]}"}" cmake -S . -B "$build" "${args[@]}" &&
+         cmake --build "$build" -j "$jobs"; }; then
+    echo "test.sh: the $stage build failed; running what can run" >&2
+    extra=$((extra + 1))
+  fi
+  rm -rf "$build/results"
+  if [ -f "$build/CTestTestfile.cmake" ]; then
+    # shellcheck disable=SC2086  # CTEST_ARGS is a list of words
+    (cd "$build" && ctest -j "$jobs" --output-on-failure ${CTEST_ARGS:-})
+  fi
+  echo "== test.sh: stage $stage took $((SECONDS - start)) s"
+done
+
 echo
-echo "Summary ($build):"
-scripts/summarize.sh "$build" "$extra"
+echo "Summary (${dirs[*]}):"
+scripts/summarize.sh --extra "$extra" "${dirs[@]}"

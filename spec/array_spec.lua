@@ -130,6 +130,22 @@ describe("dike.core arrays", function()
         err_of(function() core.array("123") end))
     end)
 
+    it("refuses a list with a hole wherever # stops", function()
+      local beyond = { 1 } -- # is 1 everywhere: element 3 lives past the border
+      beyond[3] = 3
+      for _, list in ipairs({ beyond, { 1, nil, 3 } }) do -- # of the second: 3 on 5.4, 1 on LuaJIT
+        assert.equal("bad argument #1 to 'array' (element 2 must be a number, got nil)",
+          err_of(function() core.array(list) end))
+      end
+      assert.equal("bad argument #1 to 'array' (element 1 must be a number, got nil)",
+        err_of(function() core.array({ nil, 2 }) end))
+      assert.equal("bad argument #1 to 'array' (element 3 must be a number, got nil)",
+        err_of(function() core.array({ 1, 2, [2 ^ 40] = 3 }) end))
+      -- keys that are not positive integers are not elements
+      local a = core.array({ 1, 2, n = 2, [0] = 9, [-1] = 9, [1.5] = 9 })
+      assert.same({ 1, 2 }, a:totable())
+    end)
+
     it("checks elemtype and width", function()
       assert.equal("bad argument #2 to 'array' (elemtype must be one of double, float, int32, "
         .. "int64, uint8, got 'int16')", err_of(function() core.array({ 1 }, "int16") end))
@@ -185,8 +201,11 @@ describe("dike.core arrays", function()
       assert.is_function(a.get)
       assert.is_nil(a.nope)
       assert.is_nil(a[true])
-      assert.has_error(function() a[1] = 5 end)
-      assert.has_error(function() a.x = 5 end)
+      -- the message names the problem on every interpreter (not "attempt to index a userdata")
+      assert.equal("dike.array: arrays are read-only (cannot set a[1])", err_of(function() a[1] = 5 end))
+      assert.equal("dike.array: arrays are read-only (cannot set a.x)", err_of(function() a.x = 5 end))
+      assert.equal("dike.array: arrays are read-only (cannot set a[boolean])",
+        err_of(function() a[true] = 5 end))
       assert.equal(10, a[1])
     end)
 

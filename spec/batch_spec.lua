@@ -142,6 +142,36 @@ describe("dike.batch", function()
         assert_idle(add)
     end)
 
+    it("refuses sequences with holes wherever # stops, on every interpreter", function()
+        local f = dike.batch{ target_batch_size = 1, max_waiting_time = 1 }(function(xs)
+            local out = {}
+            for i = 1, #xs do out[i] = xs[i] * 10 end
+            return out
+        end)
+        local beyond = { 1 } -- # is 1 everywhere: element 3 lives past the border
+        beyond[3] = 3
+        local inside = { 1, nil, 3 } -- # is 3 on Lua 5.4 and 1 on LuaJIT
+        local cases = {
+            { beyond, "dike.batch: argument 1 has a hole at index 2" },
+            { inside, "dike.batch: argument 1 has a hole at index 2" },
+            { { nil, 2 }, "dike.batch: argument 1 has a hole at index 1" },
+            { { n = 1, 5 }, nil }, -- a non-integer key is not a hole
+        }
+        dike.run(function()
+            for _, case in ipairs(cases) do
+                if case[2] then
+                    assert.equal(case[2], support.error_of(f, case[1]))
+                    assert.equal(case[2]:gsub("argument 1", "argument 1 field \"k\""),
+                                 support.error_of(f, { k = case[1] }))
+                else
+                    assert.same({ 50 }, f(case[1]))
+                end
+                assert.same({ 70, 80 }, f({ 7, 8 })) -- the same wrapper goes on working
+            end
+        end)
+        assert_idle(f)
+    end)
+
     it("checks kinds and key sets against the batch's first call", function()
         local f = dike.batch{ target_batch_size = 4, max_waiting_time = 0.01 }(function(kw)
             local out = {}
@@ -266,6 +296,38 @@ describe("dike.batch", function()
         assert_idle(add)
     end)
 
+    it("cancelling every caller of a sent batch cancels its task: nothing is left once the calls ended", function()
+        local started, stopped = 0
+        local f = dike.batch{ target_batch_size = 2, max_waiting_time = 10, max_processing_time = 30 }(function(xs)
+            started = started + 1
+            local ok, e = pcall(dike.sleep, 20)
+            stopped = not ok and getmetatable(e)
+            if not ok then error(e, 0) end
+            return xs
+        end)
+        -- cancelled while the function runs, and cancelled after the send, before it started
+        for _, wait_first in ipairs({ true, false }) do
+            stopped = nil
+            dike.run(function()
+                local t1 = dike.spawn(f, { 1 })
+                local t2 = dike.spawn(f, { 2 }) -- the batch is full: sent
+                if wait_first then dike.sleep(0.01) end
+                t1:cancel()
+                assert.equal(1, dike.stats(f).waiting)
+                t2:cancel()
+                local s = dike.stats(f) -- at once, as the calls have ended
+                assert.same({ 0, 0 }, { s.running_batches, s.waiting })
+                support.error_of(t1.join, t1)
+                support.error_of(t2.join, t2)
+                dike.sleep(0) -- let the batch's task see its cancellation
+            end)
+            assert.equal(wait_first and dike.CancelledError or nil, stopped)
+        end
+        assert.equal(1, started) -- the second batch's function never started
+        assert.equal(2, dike.stats(f).batches)
+        assert_idle(f)
+    end)
+
     it("a caller cancelled after its batch was sent does not get its result; the others do", function()
         local f = dike.batch{ target_batch_size = 2, max_waiting_time = 10 }(function(xs)
             dike.sleep(0.01)
@@ -361,6 +423,7 @@ describe("dike.batch", function()
     end)
 
     it("rejects invalid options when the decorator is made", function()
+        local ABOVE_2_53 = " (integers above 2^53 are not exact)"
         local ok = { target_batch_size = 2, max_waiting_time = 1 }
         local function with(k, v)
             local o = { target_batch_size = 2, max_waiting_time = 1 }
@@ -380,6 +443,9 @@ describe("dike.batch", function()
             { with("argument_type", "numpy"), 'argument_type must be one of "list" or "array", got "numpy"' },
             { with("max_batch_size", 1), "max_batch_size must be >= target_batch_size (2), got 1" },
             { with("max_batch_size", 0), "max_batch_size must be an integer >= 1" },
+            { with("target_batch_size", 1e300), "target_batch_size must be an integer >= 1, got 1e+300" .. ABOVE_2_53 },
+            { with("max_batch_size", 1e300),
+              "max_batch_size must be an integer >= 1 or math.huge, got 1e+300" .. ABOVE_2_53 },
             { with("size", 1), "dike.batch: unknown option \"size\"" },
             { "x", "dike.batch: options must be a table, got \"x\"" },
         }

@@ -15,6 +15,12 @@ end
 local function is_nan(x) return x ~= x end
 local INF = math.huge
 
+-- For checks inside long loops: busted's assert runs only when the check fails. (One assert
+-- costs more than a whole iteration; under valgrind these loops took most of the run.)
+local function check(ok, fmt, ...)
+  if not ok then assert.is_true(ok, fmt:format(...)) end
+end
+
 describe("dike.core", function()
   describe("module", function()
     it("has the documented functions", function()
@@ -119,9 +125,9 @@ describe("dike.core", function()
             local raw, prev, got
             for _ = 1, 200 do
               got, raw, prev = bo:next(raw, prev)
-              assert.is_false(is_nan(got) or got == INF or got < 0)
-              assert.is_true(got <= limit and raw <= limit)
-              assert.is_false(is_nan(prev) or prev == INF)
+              check(not (is_nan(got) or got == INF or got < 0), "%s: delay %s", jitter, got)
+              check(got <= limit and raw <= limit, "%s: %s or %s above %s", jitter, got, raw, limit)
+              check(not (is_nan(prev) or prev == INF), "%s: prev %s", jitter, prev)
             end
           end
         end
@@ -151,7 +157,7 @@ describe("dike.core", function()
         for k = 1, 8 do
           got, raw, prev = bo:next(raw, prev)
           local whole = math.min(b, 3)
-          assert.is_true(got >= 0 and got < whole)
+          check(got >= 0 and got < whole, "retry %d: %s not in [0, %s)", k, got, whole)
           if k == 1 then lo, hi = math.min(lo, got / whole), math.max(hi, got / whole) end
           b = b * 2
         end
@@ -168,7 +174,7 @@ describe("dike.core", function()
         for k = 1, 8 do
           got, raw, prev = bo:next(raw, prev)
           local whole = math.min(b, 3)
-          assert.is_true(got >= whole / 2 and got <= whole)
+          check(got >= whole / 2 and got <= whole, "retry %d: %s not in [%s, %s]", k, got, whole / 2, whole)
           if k == 1 then lo, hi = math.min(lo, got / whole), math.max(hi, got / whole) end
           b = b * 2
         end
@@ -184,8 +190,8 @@ describe("dike.core", function()
         local last = 0.1
         for _ = 1, 20 do
           got, raw, prev = bo:next(raw, prev)
-          assert.is_true(got >= 0.1 and got <= math.min(2, 3 * last))
-          assert.equal(got, prev)
+          check(got >= 0.1 and got <= math.min(2, 3 * last), "%s not in [0.1, min(2, 3 * %s)]", got, last)
+          check(got == prev, "prev %s is not the delay %s", prev, got)
           if got > 1 then grew = true end
           last = got
         end
@@ -351,7 +357,7 @@ describe("dike.core", function()
             end
           end
         end
-        for _, meta in ipairs({ "__index", "__len", "__tostring", "__gc" }) do
+        for _, meta in ipairs({ "__index", "__newindex", "__len", "__tostring", "__gc" }) do
           if type(mt[meta]) == "function" then
             for _ = 1, 200 do
               pcall(mt[meta], obj, pick())
@@ -485,30 +491,32 @@ describe("dike.core", function()
         if op < 5 then
           local rows = rand(9) + 1
           local id = q:append(rows)
-          for _, c in ipairs(live) do assert.are_not.equal(c[1], id) end
+          for _, c in ipairs(live) do check(c[1] ~= id, "id %d given twice", id) end
           live[#live + 1] = { id, rows }
           total = total + rows
         elseif op < 8 then
           local pick = rand(#live + 2) + 1 -- sometimes not a live id
           local id = live[pick] and live[pick][1] or 1000 + pick
-          assert.equal(live[pick] ~= nil, q:cancel(id))
+          check((live[pick] ~= nil) == q:cancel(id), "cancel(%d)", id)
           if live[pick] then
             total = total - live[pick][2]
             table.remove(live, pick)
           end
         else
           local segs, rows = take(q)
-          assert.equal(total, rows)
-          assert.equal(#live, #segs)
+          check(total == rows, "take: %d rows, want %d", rows, total)
+          check(#live == #segs, "take: %d segments, want %d", #segs, #live)
           local offset = 0
           for i, c in ipairs(live) do
-            assert.same({ c[1], c[2], offset }, segs[i])
+            local s = segs[i] or {}
+            check(s[1] == c[1] and s[2] == c[2] and s[3] == offset, "take: segment %d is {%s, %s, %s},"
+                  .. " want {%d, %d, %d}", i, s[1], s[2], s[3], c[1], c[2], offset)
             offset = offset + c[2]
           end
           live, total = {}, 0
         end
-        assert.equal(#live, q:count())
-        assert.equal(total, q:rows())
+        check(#live == q:count(), "count %d, want %d", q:count(), #live)
+        check(total == q:rows(), "rows %d, want %d", q:rows(), total)
       end
     end)
 

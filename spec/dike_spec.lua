@@ -132,4 +132,30 @@ describe("runtime", function()
         dike.run(function() dike.sleep(0.01) end)
         assert.is_true(support.clock() - t0 >= 0.0095)
     end)
+
+    it("set_runtime refuses what is not a runtime and keeps the current one", function()
+        local f = dike.retry{ attempts = 2 }(function(box)
+            box.n = box.n + 1
+            if box.n == 1 then error("once", 0) end
+            return box.n
+        end)
+        local partial = {} -- the current runtime without wake (a new scheduler would take over the loop)
+        for k, v in pairs(require("dike.runtime")) do partial[k] = v end
+        partial.wake = nil
+        local bad = {
+            { 5, "dike.set_runtime: expected a runtime table (dike.scheduler.new(driver)) or nil, got 5" },
+            { "luv", 'dike.set_runtime: expected a runtime table (dike.scheduler.new(driver)) or nil, got "luv"' },
+            { {}, 'dike.set_runtime: the runtime has no function "now"' },
+            { partial, 'dike.set_runtime: the runtime has no function "wake"' },
+        }
+        local _, restore = support.capture_logs(dike)
+        for _, case in ipairs(bad) do
+            local ok, err = pcall(dike.set_runtime, case[1])
+            assert.is_false(ok)
+            assert.equal(case[2], err)
+            -- dike still works, on the runtime it had
+            assert.equal(2, dike.run(f, { n = 0 }))
+        end
+        restore()
+    end)
 end)

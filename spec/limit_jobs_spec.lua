@@ -175,6 +175,7 @@ describe("dike.limit_jobs", function()
     end)
 
     it("rejects invalid options when the limiter is made", function()
+        local ABOVE_2_53 = " (integers above 2^53 are not exact)"
         local bad = {
             { {}, "dike.limit_jobs: limit must be an integer >= 0 or math.huge, got nil" },
             { { limit = -1 }, "limit must be an integer >= 0 or math.huge, got -1" },
@@ -182,6 +183,10 @@ describe("dike.limit_jobs", function()
             { { limit = 0 / 0 }, "limit must be an integer >= 0 or math.huge" },
             { { limit = "2" }, "limit must be an integer >= 0 or math.huge, got \"2\"" },
             { { limit = 1, queue = -1 }, "queue must be an integer >= 0" },
+            { { limit = 1e300 }, "limit must be an integer >= 0 or math.huge, got 1e+300" .. ABOVE_2_53 },
+            { { limit = 2 ^ 63 }, "limit must be an integer >= 0 or math.huge, got 9.2233720368548e+18" .. ABOVE_2_53 },
+            { { limit = 1, queue = 2 ^ 53 + 2 },
+              "queue must be an integer >= 0 or math.huge, got 9.007199254741e+15" .. ABOVE_2_53 },
             { { limit = 1, queue_timeout = 0 }, "queue_timeout must be a number > 0, got 0" },
             { { limit = 1, name = 3 }, "name must be a string, got 3" },
             { { limit = 1, max = 3 }, "dike.limit_jobs: unknown option \"max\"" },

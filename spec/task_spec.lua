@@ -86,12 +86,32 @@ describe("dike.sleep", function()
         assert.same({ "b1", "a1", "b2", "a2" }, order)
     end)
 
+    it("sleeps for math.huge or 1e300 seconds until cancelled, next to short timers", function()
+        for _, long in ipairs({ math.huge, 1e300, 1e10 }) do
+            local r = dike.run(function()
+                local sleeper = dike.spawn(function() dike.sleep(long) end)
+                local t0 = support.clock()
+                dike.sleep(0.02) -- a short timer armed while the far one is pending
+                local slept = support.clock() - t0
+                local done_early = sleeper:done()
+                sleeper:cancel()
+                return { slept, done_early, support.error_of(sleeper.join, sleeper) }
+            end)
+            assert.is_true(r[1] >= 0.019, tostring(r[1]))
+            assert.is_false(r[2])
+            assert.equal(dike.CancelledError, getmetatable(r[3]))
+        end
+    end)
+
     it("rejects bad durations and calls outside a coroutine", function()
         assert.equal("dike.sleep: must be called inside a coroutine started by dike.run or dike.spawn",
                      support.error_of(dike.sleep, 1))
-        for _, bad in ipairs({ -1, 0 / 0, "1", true }) do
-            local err = dike.run(function() return support.error_of(dike.sleep, bad) end)
-            assert.matches("dike.sleep: seconds must be a number >= 0", err, 1, true)
+        -- NaN shows as "nan" on every interpreter (Lua 5.4 alone would print 0/0 as "-nan")
+        local bad = { { -1, "-1" }, { 0 / 0, "nan" }, { -(0 / 0), "nan" }, { -math.huge, "-inf" },
+                      { "1", '"1"' }, { true, "true" }, { {}, "a table" } }
+        for _, case in ipairs(bad) do
+            local err = dike.run(function() return support.error_of(dike.sleep, case[1]) end)
+            assert.equal("dike.sleep: seconds must be a number >= 0, got " .. case[2], err)
         end
     end)
 end)
@@ -256,18 +276,25 @@ describe("dike.gather", function()
     end)
 
     it("raises the first error at once; the others keep running", function()
-        local finished = false
+        -- No timing: the other item waits for a gate that opens only after gather raised.
+        local finished, gate = false, false
         dike.run(function()
-            local t0 = support.clock()
             local err = support.error_of(dike.gather, {
-                function() dike.sleep(0.05) finished = true end,
+                function()
+                    while not gate do dike.sleep(0.001) end
+                    finished = true
+                end,
                 function() dike.sleep(0.001) error("first", 0) end,
             })
             assert.equal("first", err)
-            assert.is_true(support.clock() - t0 < 0.04)
-            dike.sleep(0.08)
+            assert.is_false(finished) -- raised before the other item ended
+            gate = true
+            for _ = 1, 1000 do
+                if finished then break end
+                dike.sleep(0.001)
+            end
         end)
-        assert.is_true(finished)
+        assert.is_true(finished) -- and that item went on to its end
     end)
 
     it("with return_errors puts the error values in place", function()
@@ -307,6 +334,23 @@ describe("dike.gather", function()
                            support.error_of(dike.gather, {}, { x = 1 }), 1, true)
             assert.matches("dike.gather: items must be a list",
                            support.error_of(dike.gather, 5), 1, true)
+        end)
+    end)
+
+    it("refuses a list with a hole wherever # stops, and runs none of its items", function()
+        local ran = 0
+        local function item() ran = ran + 1 return ran end
+        local beyond = { item } -- # is 1 everywhere
+        beyond[3] = item
+        local lists = { beyond, { item, nil, item }, { nil, item } }
+        local where = { 2, 2, 1 }
+        dike.run(function()
+            for i, items in ipairs(lists) do
+                assert.matches("dike.gather: item " .. where[i] .. " must be a task or a function, got nil",
+                               support.error_of(dike.gather, items), 1, true)
+                assert.equal(0, ran)
+            end
+            assert.same({ 1, 2, n = 2 }, dike.gather({ item, item })) -- gather goes on working
         end)
     end)
 end)

@@ -8,7 +8,8 @@
 -- caller that is cancelled never strands the others.
 --
 -- A caller's wait has two places: queued (cancel = remove its rows from the open batch)
--- and sent (cancel = just stop expecting its result). Nothing is kept once calls end.
+-- and sent (cancel = stop expecting its result; when no caller of the batch is left, the
+-- batch's task is cancelled too). Nothing is kept once calls end.
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
@@ -24,8 +25,9 @@ local new_tab = (function()
     if ok then return fn end
     return function() return {} end
 end)()
-local huge = math.huge
+local huge, floor = math.huge, math.floor
 local is_array, array_concat = core.is_array, core.array_concat
+local hole_above = options.hole_above
 local TimeoutError = errors.TimeoutError
 
 local M = {}
@@ -81,11 +83,29 @@ local function rows_of(array_mode, v, j, k)
         bad_call(arg_name(j, k) .. " must be a non-empty sequence, got " .. describe(v))
     end
     local r = #v
-    if r == 0 then bad_call(arg_name(j, k) .. " is empty: a call needs at least one row") end
     for i = 1, r - 1 do
         if v[i] == nil then bad_call(arg_name(j, k) .. " has a hole at index " .. i) end
     end
+    local hole = hole_above(v, r)
+    if hole then bad_call(arg_name(j, k) .. " has a hole at index " .. hole) end
+    if r == 0 then
+        if next(v) ~= nil then -- e.g. a table of named sequences inside another
+            bad_call(arg_name(j, k) .. " must be a non-empty sequence, got a table without element 1"
+                     .. " (named sequences do not nest)")
+        end
+        bad_call(arg_name(j, k) .. " is empty: a call needs at least one row")
+    end
     return r
+end
+
+-- A table with positive integer keys but neither element 1 nor any name: a sequence with a
+-- hole at 1 (not a named argument).
+local function is_holed_sequence(t, k)
+    if type(k) ~= "number" or k < 1 or k ~= floor(k) then return false end
+    for key in pairs(t) do
+        if type(key) == "string" then return false end
+    end
+    return true
 end
 
 -- Is `v` a table of named sequences/arrays (rather than one sequence/array)?
@@ -101,6 +121,7 @@ local function arg_rows(array_mode, v, j)
     local rows, first
     for k, s in pairs(v) do
         if type(k) ~= "string" then
+            if is_holed_sequence(v, k) then return rows_of(array_mode, v, j) end
             bad_call("argument " .. j .. " mixes named sequences with a non-string key " .. options.show(k))
         end
         local r = rows_of(array_mode, s, j, k)
@@ -284,7 +305,6 @@ end
 -- The body of a batch's own task.
 local function run_batch(batch)
     local B = batch.B
-    batch.task = rt.current()
     batch.timer = rt.timer(B.max_processing_time, on_processing_timeout, batch)
     local args = batch.args
     batch.args = nil
@@ -298,11 +318,21 @@ end
 
 ---------------------------------------------------------------- sending
 
--- A sent caller is cancelled: it no longer expects its result.
+-- A sent caller is cancelled: it no longer expects its result. Once no caller of the batch
+-- is left, nobody could get what the function returns: cancel its task (CancelledError where
+-- the function waits; one not started yet never runs), so that nothing outlives the calls.
 local function on_cancel_sent(t, batch, i)
     if batch.tasks[i] == t then
         batch.tasks[i] = false
-        batch.B.waiting = batch.B.waiting - 1
+        local B = batch.B
+        B.waiting = B.waiting - 1
+        batch.left = batch.left - 1
+        if batch.left == 0 and not batch.done then
+            batch.done = true
+            B.running = B.running - 1
+            if batch.timer then rt.cancel_timer(batch.timer) end
+            batch.task:cancel()
+        end
     end
 end
 
@@ -317,7 +347,7 @@ local function send(B)
     if n == 0 then return nil end
     local task_of, args_of = B.task_of, B.args_of
     local tasks, rows = new_tab(n, 0), new_tab(n, 0)
-    local batch = { B = B, n = n, total = total, tasks = tasks, rows = rows, done = false,
+    local batch = { B = B, n = n, left = n, total = total, tasks = tasks, rows = rows, done = false,
                     nargs = B.nargs, args = false, task = false, timer = false }
     -- One sequence per call (the common case): concatenate it here, without a table of calls.
     local list = not B.array_mode and B.nargs == 1 and B.first[1] ~= nil and new_tab(total, 0)
@@ -341,7 +371,7 @@ local function send(B)
     B.batches = B.batches + 1
     B.running = B.running + 1
     B.waiting = B.waiting + n
-    rt.spawn_soon(run_batch, batch)
+    batch.task = rt.spawn_soon(run_batch, batch)
     return batch
 end
 
@@ -439,6 +469,7 @@ local function call(B, t, nargs, ...)
     for i = 2, rows - 1 do
         if a1[i] == nil then return checked_call(B, t, nargs, ...) end
     end
+    if hole_above(a1, rows) then return checked_call(B, t, nargs, ...) end
     make_room(B, rows)
     return enqueue(B, t, rows, a1, 1)
 end

@@ -104,7 +104,11 @@ local function wait_for_slot(L, message)
         L.rejected = L.rejected + 1
         error(TooManyCalls.new(message), 0)
     end
-    local t = rt.task(FNAME)
+    local t = rt.current()
+    if t == nil then
+        L.ended = L.ended + 1 -- it ends here, never having run: running stays derived right
+        rt.task(FNAME) -- raises the contract's "must be called inside a coroutine" error
+    end
     local i = L.tail + 1
     L.tail = i
     L.q[i] = t

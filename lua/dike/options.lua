@@ -5,17 +5,23 @@ local type, pairs, tostring, error, format, huge, floor =
 
 local M = {}
 
---- How a bad value is shown in messages.
+--- How a bad value is shown in messages: strings quoted, NaN as "nan" on every interpreter
+--- (Lua 5.4 prints the NaN of 0/0 as "-nan", LuaJIT as "nan"), tables etc. by their type.
 local function show(v)
     if type(v) == "string" then return format("%q", v) end
+    if v ~= v then return "nan" end
     if type(v) == "number" or type(v) == "boolean" or v == nil then return tostring(v) end
     return "a " .. type(v)
 end
 M.show = show
 
-local function fail(fname, key, what, v)
-    error(fname .. ": " .. key .. " must be " .. what .. ", got " .. show(v), 4)
+local function fail(fname, key, what, v, why)
+    error(fname .. ": " .. key .. " must be " .. what .. ", got " .. show(v) .. (why or ""), 4)
 end
+
+-- Counts stay within the integers a double holds exactly (LuaJIT's numbers are doubles):
+-- beyond, n + 1 == n, and string.format("%d", n) raises on Lua 5.4.
+local MAX_COUNT = 2 ^ 53
 
 --- `opts` must be a table (nil allowed when `optional`) whose keys are all in `allowed`.
 function M.table(fname, opts, allowed, optional)
@@ -31,14 +37,16 @@ function M.table(fname, opts, allowed, optional)
     return opts
 end
 
---- An integer >= min, or math.huge when inf_ok; nil gives `default`.
+--- An integer in [min, 2^53], or math.huge when inf_ok; nil gives `default`.
 function M.count(fname, opts, key, min, inf_ok, default)
     local v = opts[key]
     if v == nil then return default end
-    if type(v) == "number" and v >= min and (v == floor(v) and v < huge or (inf_ok and v == huge)) then
+    if type(v) == "number" and v >= min and (v == floor(v) and v <= MAX_COUNT or (inf_ok and v == huge)) then
         return v
     end
-    fail(fname, key, "an integer >= " .. min .. (inf_ok and " or math.huge" or ""), v)
+    local too_big = type(v) == "number" and v > MAX_COUNT and v < huge and v == floor(v)
+    fail(fname, key, "an integer >= " .. min .. (inf_ok and " or math.huge" or ""), v,
+         too_big and " (integers above 2^53 are not exact)" or nil)
 end
 
 --- A number > 0 (strict) or >= 0; math.huge allowed only when inf_ok. nil gives `default`.
@@ -77,6 +85,21 @@ function M.string(fname, opts, key)
     local v = opts[key]
     if v == nil or type(v) == "string" then return v end
     fail(fname, key, "a string", v)
+end
+
+--- A hole that `#` did not show. For a table `t` whose elements 1..n (n == #t) are all present:
+--- n + 1 when `t` also has a positive integer key above n, else nil. `#` may stop at any border
+--- (LuaJIT's #{1, nil, 3} is 1, Lua 5.4's is 3), so without this check rows past a hole would be
+--- dropped silently on one interpreter and refused on the other. One pass over the keys; a
+--- second only for a table with keys besides 1..n.
+function M.hole_above(t, n)
+    local count = 0
+    for _ in next, t do count = count + 1 end
+    if count == n then return nil end
+    for k in next, t do
+        if type(k) == "number" and k > n and k < huge and k == floor(k) then return n + 1 end
+    end
+    return nil
 end
 
 --- `fn` must be callable (a function or a table with __call).

@@ -31,9 +31,11 @@ local function not_cancelled(e)
     return getmetatable(e) ~= CancelledError
 end
 
+-- Errors about exception_types blame the caller of dike.retry: that is level 4 from
+-- matcher_of (matcher_of < compile < M.retry < caller), one more from bad_types.
 local function bad_types(v)
     error(FNAME .. ": exception_types must be an error class, a pattern string, a predicate or a list"
-          .. " of these, got " .. options.show(v), 4)
+          .. " of these, got " .. options.show(v), 5)
 end
 
 -- One matcher from one element of exception_types.
@@ -56,7 +58,10 @@ end
 --- A predicate deciding which errors are retried.
 local function compile(spec)
     if spec == nil then return not_cancelled end
-    if type(spec) ~= "table" or rawget(spec, 1) == nil then return matcher_of(spec) end
+    if type(spec) ~= "table" or rawget(spec, 1) == nil then
+        local m = matcher_of(spec) -- not a tail call: the error levels count this frame
+        return m
+    end
     local list = {}
     for i = 1, #spec do list[i] = matcher_of(spec[i]) end
     if #list == 1 then return list[1] end

@@ -35,6 +35,10 @@ end
 
 local GATHER_OPTS = { return_errors = true }
 
+local function bad_item(i, it)
+    error("dike.gather: item " .. i .. " must be a task or a function, got " .. options.show(it), 3)
+end
+
 --- Run items (tasks or functions) concurrently; results[i] is item i's first value.
 ---@param items (table|function)[]
 ---@param opts? {return_errors: boolean}
@@ -48,10 +52,10 @@ function M.gather(items, opts)
     local n = #items
     for i = 1, n do
         local it = items[i]
-        if type(it) ~= "function" and getmetatable(it) ~= rt.Task then
-            error("dike.gather: item " .. i .. " must be a task or a function, got " .. options.show(it), 2)
-        end
+        if type(it) ~= "function" and getmetatable(it) ~= rt.Task then bad_item(i, it) end
     end
+    -- Items past a hole that # did not show would never run.
+    if options.hole_above(items, n) then bad_item(n + 1, nil) end
     local t = rt.task("dike.gather")
     local results = { n = n }
     local g = { waiter = t, results = results, remaining = n, n = n, tasks = {},

@@ -29,6 +29,7 @@
 -- a1/a2 (spawn_soon's arguments; nginx also keeps fn), sem and adopted (nginx).
 local errors = require("dike.errors")
 local log = require("dike.log")
+local show = require("dike.options").show
 
 local setmetatable, getmetatable, select, type, error, tostring =
     setmetatable, getmetatable, select, type, error, tostring
@@ -64,7 +65,7 @@ end
 ---@param fname string
 function M.check_seconds(fname, seconds)
     if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
-        error(fname .. ": seconds must be a number >= 0, got " .. tostring(seconds), 3)
+        error(fname .. ": seconds must be a number >= 0, got " .. show(seconds), 3)
     end
 end
 

@@ -19,8 +19,14 @@
 -- gather reads a finished task's ok and value (its first value, or its error) off the record.
 -- The table is filled in place, so modules may keep a reference to it across set_runtime().
 local scheduler = require("dike.scheduler")
+local show = require("dike.options").show
 
 local rt = {}
+
+-- What dike's modules call: checked before anything is replaced, so a bad set_runtime()
+-- leaves the current runtime in place.
+local REQUIRED = { "now", "timer", "cancel_timer", "task", "current", "suspend", "wake", "rehook",
+                   "watch", "unwatch", "spawn", "spawn_soon", "sleep", "run" }
 
 -- Inside nginx (OpenResty, or nginx with the Lua module) the ngx runtime, in every phase:
 -- modules are commonly loaded in init_by_lua and used later by requests and timers.
@@ -31,9 +37,22 @@ local function default()
     return scheduler.new(require("dike.runtime.luv").new())
 end
 
+local function check(impl)
+    if type(impl) ~= "table" then
+        error("dike.set_runtime: expected a runtime table (dike.scheduler.new(driver)) or nil, got "
+              .. show(impl), 4)
+    end
+    for _, name in ipairs(REQUIRED) do
+        if type(impl[name]) ~= "function" then
+            error(("dike.set_runtime: the runtime has no function %q"):format(name), 4)
+        end
+    end
+end
+
 --- Replace the runtime in place; `impl` is a runtime table (e.g. scheduler.new(driver)),
 --- or nil for the default: ngx inside nginx, else luv (Neovim's vim.uv/vim.loop inside Neovim).
 function rt.install(impl)
+    if impl ~= nil then check(impl) end
     local install = rt.install
     for k in pairs(rt) do rt[k] = nil end
     for k, v in pairs(impl or default()) do rt[k] = v end

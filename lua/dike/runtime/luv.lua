@@ -12,6 +12,12 @@ local debug_getregistry = debug.getregistry
 local rawget, type = rawget, type
 
 local REGISTRY_KEY = "dike.runtime.luv.driver"
+-- luv takes a timeout in whole milliseconds as a Lua integer: Lua 5.4 raises for a float
+-- beyond 2^63 (dike.sleep(math.huge), a batch max_waiting_time of 1e300), and a raise inside a
+-- luv callback ends the process. A deadline further away is armed this far ahead (about 24.8
+-- days, like setTimeout); when the alarm fires early the scheduler finds nothing due and arms
+-- it again.
+local MAX_ARM_MS = 2147483647
 
 --- The luv module in use: Neovim's own loop when inside Neovim, else require("luv").
 local function find_uv()
@@ -56,7 +62,7 @@ local function new(uv)
         -- in an iteration fires early.
         update_time()
         local ms = ceil((at - hrtime() * 1e-9) * 1000)
-        if ms < 0 then ms = 0 end
+        if ms < 0 then ms = 0 elseif ms > MAX_ARM_MS then ms = MAX_ARM_MS end
         timer:start(ms, 0, alarm_cb)
     end
 

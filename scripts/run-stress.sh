@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The stress run (spec/stress/run.lua) under an interpreter, with the working tree's lua/ and the
+# given build tree on the paths. ctest's stress.* suites run the short version; `make stress`
+# passes --full. Ends with "N passed, N failed".
+# Usage: scripts/run-stress.sh INTERPRETER CPATH_ROOT [run.lua arguments...]
+#   e.g. scripts/run-stress.sh luajit build --full | scripts/run-stress.sh lua5.4 build/lua54
+set -eu
+interp=$1 croot=$(cd "$2" && pwd)
+shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+lpath="$root/lua/?.lua;$root/lua/?/init.lua;$root/?.lua;;" cpath="$croot/?.so;;"
+# Lua 5.4 prefers the _5_4 variables: set both.
+LUA_PATH=$lpath LUA_PATH_5_4=$lpath LUA_CPATH=$cpath LUA_CPATH_5_4=$cpath \
+  exec "$interp" spec/stress/run.lua "$@"
