@@ -236,7 +236,7 @@ describe("bad input", function()
     end)
 
     describe("arguments of the other functions", function()
-        it("sleep, set_logger, stats, spawn, run, wrap, gather, set_runtime", function()
+        it("sleep, set_logger, stats, spawn, run, wrap, gather, fail, set_runtime", function()
             local good = dike.retry{}(function() return "good" end)
             local cases = {
                 -- { fn, arg, message, in a task?, blames the caller? }
@@ -267,6 +267,8 @@ describe("bad input", function()
                   true, true },
                 { dike.gather, { nil, print }, "dike.gather: item 1 must be a task or a function, got nil",
                   true, true },
+                { dike.fail, nil, "dike.fail: err must not be nil (the value its row's caller raises)",
+                  false, true },
                 { dike.set_runtime, 5,
                   "dike.set_runtime: expected a runtime table (dike.scheduler.new(driver)) or nil, got 5",
                   false, true },

@@ -44,8 +44,9 @@ Fail.__index = Fail
 function Fail:__tostring() return "dike.fail(" .. tostring(self.err) .. ")" end
 
 --- Mark one row of a batch result as failed: its caller raises `err`.
----@param err any
+---@param err any any value but nil (a caller cannot raise nil: pcall would report no error)
 function M.fail(err)
+    if err == nil then error("dike.fail: err must not be nil (the value its row's caller raises)", 2) end
     return setmetatable({ err = err }, Fail)
 end
 
