@@ -133,6 +133,19 @@ describe("runtime", function()
         assert.is_true(support.clock() - t0 >= 0.0095)
     end)
 
+    it("a runtime made over the shared luv driver but not installed leaves the current one working", function()
+        local unused = require("dike.scheduler").new(require("dike.runtime.luv").new())
+        assert.is_function(unused.sleep)
+        -- Should it have taken the driver over, give the next tests a working runtime again.
+        finally(function() dike.set_runtime(nil) end)
+        local t0 = support.clock()
+        assert.equal("slept", dike.run(function()
+            dike.sleep(0.01)
+            return "slept"
+        end))
+        assert.is_true(support.clock() - t0 >= 0.0095)
+    end)
+
     it("set_runtime refuses what is not a runtime and keeps the current one", function()
         local f = dike.retry{ attempts = 2 }(function(box)
             box.n = box.n + 1

@@ -274,12 +274,17 @@ function M.new(driver)
         return { timers = heap.n, ready = rq_n, unreported = unreported_count() }
     end
 
-    driver.on_alarm = on_alarm
-    driver.on_pump = pump
-    driver.pending = rt.pending
-    -- A previous load of dike may have left the shared handles running.
-    driver.disarm()
-    driver.pump_stop()
+    --- Take over the driver's callbacks. dike.runtime calls this when the runtime is
+    --- installed, so a scheduler made over the shared luv driver but never installed leaves
+    --- the current runtime alone.
+    function rt.attach()
+        driver.on_alarm = on_alarm
+        driver.on_pump = pump
+        driver.pending = rt.pending
+        -- An earlier runtime (or load of dike) on the same driver may have left its handles running.
+        driver.disarm()
+        driver.pump_stop()
+    end
     return rt
 end
 

@@ -14,6 +14,8 @@
 --   Task                                    the tasks' class (join, cancel, done)
 --   spawn(fn, ...) -> task, spawn_soon(fn, a, b) -> task, sleep(seconds, fname), run(fn, ...)
 --   pending() -> {timers, ready, unreported}  what is left (tests: all 0 once every task ended)
+--   attach()                                optional: called once the runtime is installed (the
+--                                           scheduler takes over its loop driver's callbacks then)
 -- Both runtimes (dike.scheduler on a loop driver, and runtime/ngx.lua) keep their tasks as
 -- dike.task_record records, and take wake, suspend, rehook, watch, unwatch and Task from it;
 -- gather reads a finished task's ok and value (its first value, or its error) off the record.
@@ -57,6 +59,7 @@ function rt.install(impl)
     for k in pairs(rt) do rt[k] = nil end
     for k, v in pairs(impl or default()) do rt[k] = v end
     rt.install = install
+    if rt.attach then rt.attach() end
 end
 
 rt.install()
