@@ -8,7 +8,7 @@
 #                   tests and the LuaJIT and 5.4 busted runs under valgrind memcheck, the short
 #                   stress run (LuaJIT, 5.4), luacheck, symbols/source-list/
 #                   luarocks-install/demo/bench-smoke checks, the integration suites (nginx,
-#                   Neovim, the demo service, a 5 s soak);
+#                   Neovim, the demo service, a 5 s soak and 2 s more under Lua 5.4);
 #                 build-asan/: C tests, busted and the short stress run under ASan+UBSan;
 #                 build-fuzz/: each libFuzzer target for FUZZ_SECONDS (30) from its seed corpus
 #   make asan     only the ASan+UBSan stage
