@@ -1,12 +1,14 @@
 # dike: see README.md. Everything goes through CMake; these targets are shortcuts.
 #   make deps     scripts/deps.sh: the Debian packages (a no-op when present); build and demo run
 #                 it (core), make test installs the "test" group (nginx, neovim, wrk, clang) too
-#   make build    configure + build build/ (build/dike/core.so, build/lua54/dike/core.so, C tests)
+#   make build    configure + build build/ (build/dike/core.so for LuaJIT, build/lua5{2,3,4}/dike/
+#                 core.so for PUC Lua 5.2-5.4, C tests)
 #   make test     deps, then three stages (scripts/test.sh), last line "N passed, N failed" over all:
-#                 build/ (-Werror): C tests, busted under LuaJIT and Lua 5.4, the same under
-#                   valgrind memcheck, the short stress run, luacheck, symbols/source-list/
+#                 build/ (-Werror): C tests, busted under LuaJIT and Lua 5.2, 5.3, 5.4, the C
+#                   tests and the LuaJIT and 5.4 busted runs under valgrind memcheck, the short
+#                   stress run (LuaJIT, 5.4), luacheck, symbols/source-list/
 #                   luarocks-install/demo/bench-smoke checks, the integration suites (nginx,
-#                   Neovim, the demo service, a 5 s soak);
+#                   Neovim, the demo service, a 5 s soak and 2 s more under Lua 5.4);
 #                 build-asan/: C tests, busted and the short stress run under ASan+UBSan;
 #                 build-fuzz/: each libFuzzer target for FUZZ_SECONDS (30) from its seed corpus
 #   make asan     only the ASan+UBSan stage

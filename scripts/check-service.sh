@@ -9,8 +9,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 command -v wrk >/dev/null || { echo "check-service: wrk not found (scripts/deps.sh test)" >&2; exit 1; }
 lpath="$root/lua/?.lua;$root/lua/?/init.lua;;" cpath="$croot/?.so;;"
-out=$(LUA_PATH=$lpath LUA_PATH_5_4=$lpath LUA_CPATH=$cpath LUA_CPATH_5_4=$cpath \
-  timeout 60 "$interp" examples/service/load.lua --duration 1 --connections 16 -- --fail-rate 0.05 2>&1)
+out=$(timeout 60 scripts/lua-run.sh "$interp" "$lpath" "$cpath" \
+  examples/service/load.lua --duration 1 --connections 16 -- --fail-rate 0.05 2>&1)
 rc=$?
 echo "$out"
 fail() { echo "check-service: $*" >&2; exit 1; }

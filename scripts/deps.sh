@@ -12,7 +12,7 @@ set -euo pipefail
 # and the two conflict. libc6-dev: gcc only recommends it, and we install without recommends.
 core=(luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-busted luarocks
       lua5.1 liblua5.1-0-dev lua-check cmake pkg-config make gcc libc6-dev
-      lua5.4 liblua5.4-dev valgrind)
+      lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev valgrind)
 test=(neovim nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev)
 bench=(gnuplot-nox nodejs npm time)
 

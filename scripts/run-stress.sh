@@ -10,6 +10,4 @@ shift 2
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 lpath="$root/lua/?.lua;$root/lua/?/init.lua;$root/?.lua;;" cpath="$croot/?.so;;"
-# Lua 5.4 prefers the _5_4 variables: set both.
-LUA_PATH=$lpath LUA_PATH_5_4=$lpath LUA_CPATH=$cpath LUA_CPATH_5_4=$cpath \
-  exec "$interp" spec/stress/run.lua "$@"
+exec scripts/lua-run.sh "$interp" "$lpath" "$cpath" spec/stress/run.lua "$@"

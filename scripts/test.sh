@@ -2,12 +2,12 @@
 # What `make test`, `make asan` and `make fuzz` run: deps, then for each stage configure, build
 # and run its ctest suites, then one summary over every stage.
 # Usage: scripts/test.sh [STAGE...]        (no stage: all three, in this order)
-#   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.4, the C tests
-#            and both busted suites again under valgrind memcheck, the short stress run under
-#            both interpreters, luacheck, exported-symbols / source-list / luarocks-install
-#            checks, the demo under both interpreters
+#   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.2, 5.3, 5.4, the
+#            C tests and the LuaJIT and 5.4 busted suites again under valgrind memcheck, the
+#            short stress run under LuaJIT and 5.4, luacheck, exported-symbols / source-list /
+#            luarocks-install checks, the demo under every interpreter, the integration suites
 #   asan     build-asan/ with -DDIKE_SANITIZE=ON (gcc): C tests, busted and the short stress run
-#            (both interpreters, ASan runtime preloaded), symbols check
+#            (LuaJIT and 5.4, ASan runtime preloaded), symbols check
 #   fuzz     build-fuzz/ with clang -DDIKE_FUZZ=ON: each libFuzzer target spec/c/fuzz_*.c for
 #            FUZZ_SECONDS (default 30), starting from its committed seed corpus
 # Environment: BUILD_DIR / ASAN_BUILD_DIR / FUZZ_BUILD_DIR (build dirs), FUZZ_SECONDS, JOBS
@@ -28,14 +28,20 @@ if ! scripts/deps.sh test; then
 fi
 
 # A LUA_PATH from `eval "$(luarocks path)"` lacks the trailing ';;' and would hide LuaJIT's jit.*
-# modules and Lua 5.4's system modules (luv) from the suites.
-# Lua 5.4 also reads LUA_PATH (5.1 trees, from luarocks) unless LUA_PATH_5_4 is set: give it
-# its defaults.
+# modules and the PUC interpreters' system modules (luv) from the suites.
+# PUC Lua 5.x also reads LUA_PATH (5.1 trees, from luarocks: a 5.1 luv.so would be loaded)
+# unless its LUA_PATH_5_x is set: give each of the PUC versions the suites run (CMakeLists.txt's
+# DIKE_PUC_VERSIONS) its defaults.
+puc_suffixes=(5_2 5_3 5_4)
+versioned=()
 for v in LUA_PATH LUA_CPATH; do
-  v54=${v}_5_4
-  if [ -n "${!v:-}" ] && [ -z "${!v54:-}" ]; then export "$v54=;;"; fi
+  for s in "${puc_suffixes[@]}"; do
+    vs=${v}_$s
+    versioned+=("$vs")
+    if [ -n "${!v:-}" ] && [ -z "${!vs:-}" ]; then export "$vs=;;"; fi
+  done
 done
-for v in LUA_PATH LUA_CPATH LUA_PATH_5_4 LUA_CPATH_5_4; do
+for v in LUA_PATH LUA_CPATH "${versioned[@]}"; do
   if [ -n "${!v:-}" ] && [ "${!v%;;}" = "${!v}" ]; then export "$v=${!v};;"; fi
 done
 

@@ -14,8 +14,9 @@ describe("dike", function()
     end)
 
     it("runs this suite under LuaJIT in the default run", function()
-        if os.getenv("DIKE_TEST_INTERP") == "lua54" then
-            assert.equal("Lua 5.4", _VERSION)
+        local major, minor = (os.getenv("DIKE_TEST_INTERP") or ""):match("^lua(%d)(%d)$")
+        if major then
+            assert.equal("Lua " .. major .. "." .. minor, _VERSION)
         else
             assert.is_table(jit)
         end
@@ -107,6 +108,9 @@ describe("dike.stats", function()
             dike.run(weak[4], { 1 })
             lim = nil -- luacheck: ignore 311
         end
+        -- LuaJIT's compiled traces keep the functions they were specialised on until flushed
+        -- (LuaJIT's reference, not dike's; see gc_spec.lua).
+        if jit then jit.flush() end
         collectgarbage()
         collectgarbage()
         assert.is_nil(next(weak))

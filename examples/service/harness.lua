@@ -209,9 +209,10 @@ function M.statuses(figures)
     return list, counts
 end
 
+-- %d: the bounds are powers of two computed with ^, floats on Lua 5.3+ ("1.0" in tostring).
 local function bucket_label(lo, hi)
-    if lo == hi then return tostring(lo) end
-    return lo .. "-" .. hi
+    if lo == hi then return ("%d"):format(lo) end
+    return ("%d-%d"):format(lo, hi)
 end
 
 --- The batch-size histogram (GET /stats' batch_sizes) in power-of-two buckets, one line each.

@@ -5,6 +5,7 @@ local here = ...
 local root = here .. "../../"
 package.path = root .. "examples/?.lua;" .. root .. "lua/?.lua;" .. root .. "lua/?/init.lua;" .. package.path
 if not pcall(require, "dike.core") then
-    local sub = _VERSION == "Lua 5.4" and "build/lua54/" or "build/"
+    -- LuaJIT's module is build/dike/core.so, PUC Lua X.Y's build/luaXY/dike/core.so.
+    local sub = jit and "build/" or "build/" .. _VERSION:gsub("[ .]", ""):lower() .. "/"
     package.cpath = root .. sub .. "?.so;" .. package.cpath
 end

@@ -28,6 +28,7 @@ local client = require("service.client")
 local json = require("service.json")
 local harness = require("service.harness")
 
+local floor = math.floor
 local interp = arg[-1] or "luajit"
 local o = { duration = 60, connections = 64, threads = 2, max_rss_growth = 6, max_heap_growth = 10 }
 local service_args = { "--fail-rate", "0.05", "--limit", "32", "--queue", "16" }
@@ -94,8 +95,10 @@ local function sampler(pid, port)
             if s.stop then
                 break -- the load ended while this sample was taken: it does not count
             elseif rss and stats then
-                s.samples[#s.samples + 1] = { t = t, rss = rss, live = stats.lua.live_kib,
-                                              heap = stats.lua.heap_kib }
+                -- Whole KiB, as RSS is: the report prints them with %d, which Lua 5.3+ refuses
+                -- for a fraction (collectgarbage("count") has them).
+                s.samples[#s.samples + 1] = { t = t, rss = rss, live = floor(stats.lua.live_kib + 0.5),
+                                              heap = floor(stats.lua.heap_kib + 0.5) }
             else
                 s.failures[#s.failures + 1] = ("at %.1f s: %s"):format(t, rss and tostring(err) or "no VmRSS")
             end
