@@ -179,11 +179,7 @@ function M.round(p, rand, tally)
         tally:ok()
     end
 
-    local results = harness.callers(p, rand, scenario, fig, live)
-    for k = 1, p.tasks do
-        if results[k] ~= nil then tally:bad("caller task %d raised %s", k, tostring(results[k])) end
-    end
-    if fig.stray_wakes then tally:bad("%d sleeps between calls were woken with a value", fig.stray_wakes) end
+    harness.callers(p, rand, scenario, fig, live, tally)
     if next(live) ~= nil then tally:bad("calls still marked as going on after the round") end
     for _, b in ipairs(batches) do
         if b.kind == nil then tally:bad("batch %d never ended", b.id) end

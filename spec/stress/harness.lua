@@ -83,10 +83,10 @@ end
 --- before its next call (a client backing off). With probability p.cancel_pct % a call gets a canceller, a task that
 --- cancels the caller 0 s (likely still queued) to 4 ms later if that call is still going on:
 --- rec.cancelled says it did. `live` maps cid -> rec while a call is going on (scenarios read it).
---- The round ends when every caller and every canceller has ended. Returns the gather results
---- of the callers (each nil unless a caller raised); fig.stray_wakes counts sleeps between
---- calls that returned a value (a caller resumed twice).
-function M.callers(p, rand, scenario, fig, live)
+--- The round ends when every caller and every canceller has ended. Then `tally` records as
+--- bad every caller task that raised and, in fig.stray_wakes, the sleeps between calls that
+--- returned a value (a caller resumed twice).
+function M.callers(p, rand, scenario, fig, live, tally)
     local dike = require("dike")
     local tasks, cancellers, cid = {}, {}, 0
     local function canceller(t, rec, delay)
@@ -122,12 +122,16 @@ function M.callers(p, rand, scenario, fig, live)
             end
         end
     end
-    return dike.run(function()
+    local results = dike.run(function()
         for k = 1, p.tasks do tasks[k] = dike.spawn(body, k) end
         local results = dike.gather(tasks, { return_errors = true })
         dike.gather(cancellers) -- the last ones may still be asleep
         return results
     end)
+    for k = 1, p.tasks do
+        if results[k] ~= nil then tally:bad("caller task %d raised %s", k, tostring(results[k])) end
+    end
+    if fig.stray_wakes then tally:bad("%d sleeps between calls were woken with a value", fig.stray_wakes) end
 end
 
 ---------------------------------------------------------------- after a round

@@ -93,11 +93,7 @@ function M.round(p, rand, tally)
     end
 
     local live = {}
-    local results = harness.callers(p, rand, scenario, fig, live)
-    for k = 1, p.tasks do
-        if results[k] ~= nil then tally:bad("caller task %d raised %s", k, tostring(results[k])) end
-    end
-    if fig.stray_wakes then tally:bad("%d sleeps between calls were woken with a value", fig.stray_wakes) end
+    harness.callers(p, rand, scenario, fig, live, tally)
     if running ~= 0 then tally:bad("%d calls still counted as running", running) end
     if fig.max_running ~= p.limit then
         tally:bad("at most %d calls ran at once: the round never filled the %d slots", fig.max_running, p.limit)

@@ -101,11 +101,7 @@ function M.round(p, rand, tally)
                             "call %d: wanted the error of attempt %d, got %s", cid, ATTEMPTS, tostring(v))
     end
 
-    local results = harness.callers(p, rand, scenario, fig, live)
-    for k = 1, p.tasks do
-        if results[k] ~= nil then tally:bad("caller task %d raised %s", k, tostring(results[k])) end
-    end
-    if fig.stray_wakes then tally:bad("%d sleeps between calls were woken with a value", fig.stray_wakes) end
+    harness.callers(p, rand, scenario, fig, live, tally)
 
     local s = dike.stats(g)
     fig.stats = s
