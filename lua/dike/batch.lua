@@ -293,11 +293,19 @@ local function deliver(B, batch, res)
     B.waiting = B.waiting - woken
 end
 
-local function on_processing_timeout(batch)
-    if batch.done then return end
+-- The batch stops counting as running, once: its function returned, it timed out, or every
+-- caller left. Returns false when that already happened.
+local function end_batch(batch)
+    if batch.done then return false end
     batch.done = true
+    batch.B.running = batch.B.running - 1
+    if batch.timer then rt.cancel_timer(batch.timer) end -- no effect once it has fired
+    return true
+end
+
+local function on_processing_timeout(batch)
+    if not end_batch(batch) then return end
     local B = batch.B
-    B.running = B.running - 1
     deliver_error(B, batch, TimeoutError.new(format(
         "%s: %s did not return within max_processing_time (%gs)", FNAME, B.name, B.max_processing_time)))
     if batch.task then batch.task:cancel() end
@@ -310,10 +318,7 @@ local function run_batch(batch)
     local args = batch.args
     batch.args = nil
     local ok, res = pcall(B.fn, unpack(args, 1, batch.nargs))
-    if batch.done then return end -- timed out: the callers already have their error
-    batch.done = true
-    rt.cancel_timer(batch.timer)
-    B.running = B.running - 1
+    if not end_batch(batch) then return end -- timed out: the callers already have their error
     if ok then deliver(B, batch, res) else deliver_error(B, batch, res) end
 end
 
@@ -328,12 +333,7 @@ local function on_cancel_sent(t, batch, i)
         local B = batch.B
         B.waiting = B.waiting - 1
         batch.left = batch.left - 1
-        if batch.left == 0 and not batch.done then
-            batch.done = true
-            B.running = B.running - 1
-            if batch.timer then rt.cancel_timer(batch.timer) end
-            batch.task:cancel()
-        end
+        if batch.left == 0 and end_batch(batch) then batch.task:cancel() end
     end
 end
 
