@@ -556,7 +556,7 @@ describe("bad input", function()
     describe("waiting outside a coroutine", function()
         it("raises the contract's message, changes nothing, and the same wrapper then works in a task", function()
             local function outside(name)
-                return name .. ": must be called inside a coroutine started by dike.run or dike.spawn"
+                return name .. ": must be called inside a coroutine (start one with dike.run or dike.spawn)"
             end
             local batched = dike.batch{ target_batch_size = 1, max_waiting_time = 1 }(add_one)
             local limited = dike.limit_jobs{ limit = 0, queue = 1, queue_timeout = 0.01 }(function() return "ran" end)

@@ -417,7 +417,7 @@ describe("dike.batch", function()
 
     it("must be called inside a coroutine", function()
         local add = recording_add{ target_batch_size = 1, max_waiting_time = 1 }
-        assert.equal("dike.batch: must be called inside a coroutine started by dike.run or dike.spawn",
+        assert.equal("dike.batch: must be called inside a coroutine (start one with dike.run or dike.spawn)",
                      support.error_of(add, { 1 }, { 1 }))
         assert_idle(add)
     end)

@@ -170,7 +170,7 @@ describe("dike.limit_jobs", function()
         local g = dike.limit_jobs{ limit = 1, queue = 1 }(function(x) return x * 2 end)
         assert.equal(4, g(2))
         local h = dike.limit_jobs{ limit = 0, queue = 1 }(function() end)
-        assert.equal("dike.limit_jobs: must be called inside a coroutine started by dike.run or dike.spawn",
+        assert.equal("dike.limit_jobs: must be called inside a coroutine (start one with dike.run or dike.spawn)",
                      support.error_of(h))
     end)
 

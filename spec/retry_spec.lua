@@ -243,7 +243,7 @@ describe("dike.retry", function()
         local g = dike.retry{ attempts = 3 }(function(x) return x + 1 end)
         assert.equal(2, g(1))
         local h = dike.retry{ attempts = 3 }((flaky(1)))
-        assert.equal("dike.retry: must be called inside a coroutine started by dike.run or dike.spawn",
+        assert.equal("dike.retry: must be called inside a coroutine (start one with dike.run or dike.spawn)",
                      support.error_of(h))
     end)
 

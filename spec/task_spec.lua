@@ -104,7 +104,7 @@ describe("dike.sleep", function()
     end)
 
     it("rejects bad durations and calls outside a coroutine", function()
-        assert.equal("dike.sleep: must be called inside a coroutine started by dike.run or dike.spawn",
+        assert.equal("dike.sleep: must be called inside a coroutine (start one with dike.run or dike.spawn)",
                      support.error_of(dike.sleep, 1))
         -- NaN shows as "nan" on every interpreter (Lua 5.4 alone would print 0/0 as "-nan")
         local bad = { { -1, "-1" }, { 0 / 0, "nan" }, { -(0 / 0), "nan" }, { -math.huge, "-inf" },
@@ -382,7 +382,7 @@ describe("dike.wrap", function()
 
     it("needs a function and a coroutine", function()
         assert.matches("dike.wrap: expected a function", support.error_of(dike.wrap, 1), 1, true)
-        assert.equal("dike.wrap: must be called inside a coroutine started by dike.run or dike.spawn",
+        assert.equal("dike.wrap: must be called inside a coroutine (start one with dike.run or dike.spawn)",
                      support.error_of(dike.wrap(function() end)))
     end)
 end)

@@ -36,7 +36,7 @@ M.CancelledError = class("dike.CancelledError")
 --- The message every "must wait" function raises outside a task.
 ---@param fname string
 function M.outside_task(fname)
-    return fname .. ": must be called inside a coroutine started by dike.run or dike.spawn"
+    return fname .. ": must be called inside a coroutine (start one with dike.run or dike.spawn)"
 end
 
 return M

@@ -51,7 +51,7 @@ dike.run(function()
 
     -- 2. Where nginx cannot wait, dike says so.
     local ph = get("/phase")
-    check(ph.body == "dike.sleep: must be called inside a coroutine started by dike.run or dike.spawn"
+    check(ph.body == "dike.sleep: must be called inside a coroutine (start one with dike.run or dike.spawn)"
           .. " (in nginx: a request or timer handler; the set phase cannot wait)",
           "set_by_lua: dike.sleep raises the context error", ph.body)
 

@@ -59,6 +59,9 @@ function rt.install(impl)
     for k in pairs(rt) do rt[k] = nil end
     for k, v in pairs(impl or default()) do rt[k] = v end
     rt.install = install
+    -- The names the tools use from now on (the runtime rewrite keeps these):
+    -- waiter(fname): the running coroutine's wait record, or raise; current_waiter(): or nil.
+    rt.waiter, rt.current_waiter = rt.task, rt.current
     if rt.attach then rt.attach() end
 end
 
