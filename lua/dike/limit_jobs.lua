@@ -104,7 +104,7 @@ local function wait_for_slot(L, message)
         L.rejected = L.rejected + 1
         error(TooManyCalls.new(message), 0)
     end
-    local t = rt.current_waiter()
+    local t = rt.current_waiter(FNAME)
     if t == nil then
         L.ended = L.ended + 1 -- it ends here, never having run: running stays derived right
         rt.waiter(FNAME) -- raises the contract's "must be called inside a coroutine" error

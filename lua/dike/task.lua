@@ -59,7 +59,9 @@ function M.gather(items, opts)
     if options.hole_above(items, n) then bad_item(n + 1, nil) end
     local t = rt.waiter("dike.gather")
     for i = 1, n do
-        if items[i] == t then error("dike.gather: item " .. i .. " is the task that gathers (it would wait for itself)", 2) end
+        if items[i] == t then
+            error("dike.gather: item " .. i .. " is the task that gathers (it would wait for itself)", 2)
+        end
     end
     local results = { n = n }
     local g = { waiter = t, results = results, remaining = n, n = n, tasks = {},

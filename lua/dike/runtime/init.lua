@@ -7,7 +7,7 @@
 --   waiter(fname) -> w                    the running coroutine's wait record (a task's, or a
 --                                         light one for any other coroutine); outside a
 --                                         coroutine, raise "<fname>: must be called inside..."
---   current_waiter() -> w | nil           the same, nil where nothing can wait
+--   current_waiter(fname) -> w | nil      the same, nil where nothing can wait
 --   suspend(w, hook, obj, key) -> value   park w until wake(w, ...); if the wait ends any other
 --                                         way (cancel, interrupt, a stranger's resume),
 --                                         hook(w, obj, key) runs first and undoes its place

@@ -163,6 +163,10 @@ function M.new(host)
         if not pump_asked then ask_pump() end
     end
 
+    local function pending_work()
+        return rq_head <= rq_tail or later_live > 0 or unreported_n > 0
+    end
+
     -- A woken record: queued (coroutine mode), or posted to its thread (host mode).
     local ready = threads and threads.post or enqueue
 
@@ -173,7 +177,8 @@ function M.new(host)
 
     local function report(w)
         local tb = w[EXTRA]
-        log.log("error", "Unhandled error in task: " .. describe(w[VALUE]) .. (tb and "\n" .. tb or ""))
+        local what = getmetatable(w) == Task and "task" or "a coroutine"
+        log.log("error", "Unhandled error in " .. what .. ": " .. describe(w[VALUE]) .. (tb and "\n" .. tb or ""))
     end
 
     local function flush_unreported()
@@ -355,12 +360,15 @@ function M.new(host)
         return light(co, fname)
     end
 
-    local function current_waiter()
+    local function current_waiter(fname)
         local w = current
         local co, main = co_running()
-        if w ~= nil and w[CO] == co then return w end
+        if w ~= nil and w[CO] == co then
+            w[FNAME] = fname
+            return w
+        end
         if co == nil or main then return nil end
-        return light(co, nil)
+        return light(co, fname)
     end
 
     if threads then
@@ -375,11 +383,12 @@ function M.new(host)
             w[FNAME] = fname
             return w
         end
-        function current_waiter()
+        function current_waiter(fname)
             local co = threads.current()
             if co == nil then return nil end
             local w = by_co[co]
-            if w == nil or w[STATE] ~= RUNNING then w = light(co, nil) end
+            if w == nil or w[STATE] ~= RUNNING then w = light(co, fname) end
+            w[FNAME] = fname
             return w
         end
     end
@@ -552,7 +561,7 @@ function M.new(host)
         local ok, err = xpcall(drain, traceback_of)
         pump_asked = false
         if not ok then internal_error("the pump", err) end
-        if rq_head <= rq_tail or later_live > 0 or unreported_n > 0 then ask_pump() end
+        if pending_work() then ask_pump() end
     end
 
     ------------------------------------------------------------ timers
@@ -606,6 +615,9 @@ function M.new(host)
         local ok, err = xpcall(fire_due, traceback_of)
         if not ok then internal_error("the timers", err) end
         rearm()
+        -- Ask again even if a turn was asked for: user code may have closed the handle
+        -- that would have served it (asking twice is harmless).
+        if pending_work() then host.pump() end
     end
 
     ------------------------------------------------------------ sleep
@@ -720,10 +732,6 @@ function M.new(host)
     end
 
     ------------------------------------------------------------ run
-    local function pending_work()
-        return rq_head <= rq_tail or later_live > 0 or unreported_n > 0
-    end
-
     --- From outside any coroutine: run fn(...) in a task, driving the loop until it ends.
     function S.run(fn, ...)
         if threads then
