@@ -26,3 +26,5 @@ files["spec"] = { std = "+busted", read_globals = hosts }
 
 -- Code that runs inside nginx sets ngx.status and ngx.header.*.
 files["spec/ngx"] = { globals = { "ngx" } }
+-- The Neovim suite stands in for vim.notify to see what the logger sends.
+files["spec/nvim"] = { globals = { "vim" } }
