@@ -37,7 +37,8 @@ local M = {}
 
 ---------------------------------------------------------------- records
 
--- Slots of a wait record.
+-- Slots of a wait record. A light record has the first eight; a task all but the last
+-- three, which it gains when it needs them (rarely); in host mode every record has all.
 local CO = 1        -- its coroutine (nil once a task has ended; host mode: nil until started)
 local STATE = 2     -- NEW, RUNNING, WAITING, READY or DONE
 local HOOK = 3      -- where it waits: hook(w, obj, key) undoes that place
@@ -45,12 +46,12 @@ local HOOK_OBJ = 4  --   (while NEW, these two hold spawn_soon's arguments)
 local HOOK_KEY = 5
 local OK = 6        -- READY: the wake's ok. DONE: false (raised) or the number of values returned
 local VALUE = 7     -- READY: the wake's value. DONE: its first value, or its error
-local WATCHERS = 8  -- nil, one watcher, or a list of them: told when the task ends
-local OBSERVED = 9  -- someone takes its outcome (join, gather, run): an error is not reported
-local FNAME = 10    -- the dike function it waits in (for messages)
-local PENDING = 11  -- an error to raise at its next wait (cancelled while not waiting)
-local EXTRA = 12    -- DONE: all its values when more than one, or the traceback of its error
-local HOST = 13     -- the host's (nginx: the thread's semaphore; host mode NEW: the function)
+local FNAME = 8     -- the dike function it waits in (for messages)
+local WATCHERS = 9  -- tasks: nil, one watcher, or a list of them: told when the task ends
+local OBSERVED = 10 -- tasks: someone takes its outcome (join, gather, run): an error is not reported
+local PENDING = 11  -- tasks: an error to raise at its next wait (cancelled while not waiting)
+local EXTRA = 12    -- tasks, DONE: all its values when more than one, or the traceback of its error
+local HOST = 13     -- host mode: the host's (nginx: the thread's semaphore; NEW: the function)
 M.STATE, M.HOST, M.CO = STATE, HOST, CO
 
 local NEW, RUNNING, WAITING, READY, DONE = 0, 1, 2, 3, 4
@@ -156,7 +157,19 @@ function M.new(host)
         end
     end
 
+    -- Records woken while the pump runs go to `soon`, which the pump empties before it takes
+    -- the next record of the ready queue: callers woken by a batch's task run (and end, and
+    -- are collected) right after it, not after every other batch queued meanwhile.
+    local soon, soon_head, soon_tail = {}, 1, 0
+    local draining = false
+
     local function enqueue(w)
+        if draining then
+            local n = soon_tail + 1
+            soon_tail = n
+            soon[n] = w
+            return
+        end
         local n = rq_tail + 1
         rq_tail = n
         rq[n] = w
@@ -164,7 +177,7 @@ function M.new(host)
     end
 
     local function pending_work()
-        return rq_head <= rq_tail or later_live > 0 or unreported_n > 0
+        return rq_head <= rq_tail or soon_head <= soon_tail or later_live > 0 or unreported_n > 0
     end
 
     -- A woken record: queued (coroutine mode), or posted to its thread (host mode).
@@ -197,7 +210,7 @@ function M.new(host)
     -- error, so it is reported like an unobserved task's.
     local function report_light(err, co)
         local tb = getmetatable(err) ~= CancelledError and debug_traceback(co, "", 0):sub(2) or nil
-        local w = { nil, DONE, nil, nil, nil, false, err, nil, nil, nil, nil, tb, nil }
+        local w = { nil, DONE, nil, nil, nil, false, err, nil, nil, nil, nil, tb }
         unreported_n = unreported_n + 1
         unreported[unreported_n] = w
         ask_pump()
@@ -394,10 +407,16 @@ function M.new(host)
     end
     S.waiter, S.current_waiter = waiter, current_waiter
 
-    function light(co, fname)
-        local w = setmetatable({ co, RUNNING, nil, nil, nil, nil, nil, nil, nil, fname, nil, nil, nil }, Light)
-        if by_co then by_co[co] = w end
-        return w
+    if threads then
+        function light(co, fname)
+            local w = setmetatable({ co, RUNNING, nil, nil, nil, nil, nil, fname, nil, nil, nil, nil, nil }, Light)
+            by_co[co] = w
+            return w
+        end
+    else
+        function light(co, fname)
+            return setmetatable({ co, RUNNING, nil, nil, nil, nil, nil, fname }, Light)
+        end
     end
 
     --- A joiner is told its task ended by being woken with it.
@@ -484,7 +503,10 @@ function M.new(host)
 
     ------------------------------------------------------------ spawning
     local function new_task(co)
-        return setmetatable({ co, NEW, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }, Task)
+        if threads then
+            return setmetatable({ co, NEW, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil }, Task)
+        end
+        return setmetatable({ co, NEW, nil, nil, nil, nil, nil, nil, nil, nil }, Task)
     end
 
     --- Start fn(...) in a new task now; it runs until its first wait.
@@ -535,12 +557,22 @@ function M.new(host)
             end
         end
         if unreported_n > 0 then flush_unreported() end
+        draining = true
         local budget = MAX_RESUMES_PER_TURN
-        while rq_head <= rq_tail do
-            local h = rq_head
-            local w = rq[h]
-            rq[h] = nil
-            rq_head = h + 1
+        while true do
+            local w
+            local h = soon_head
+            if h <= soon_tail then
+                w = soon[h]
+                soon[h] = nil
+                soon_head = h + 1
+            else
+                h = rq_head
+                if h > rq_tail then break end
+                w = rq[h]
+                rq[h] = nil
+                rq_head = h + 1
+            end
             local s = w[STATE]
             if s == READY then
                 resume(w) -- (host mode never queues READY records: they are posted)
@@ -550,6 +582,8 @@ function M.new(host)
             budget = budget - 1
             if budget == 0 then break end
         end
+        draining = false
+        if soon_head > soon_tail then soon_head, soon_tail = 1, 0 end
         if rq_head > rq_tail then rq_head, rq_tail = 1, 0 end
     end
 
@@ -559,6 +593,7 @@ function M.new(host)
     -- (pump_asked stays true while it drains, so wakes meanwhile do not ask the host again.)
     local function on_pump()
         local ok, err = xpcall(drain, traceback_of)
+        draining = false
         pump_asked = false
         if not ok then internal_error("the pump", err) end
         if pending_work() then ask_pump() end
@@ -781,7 +816,8 @@ function M.new(host)
 
     --- What the scheduler holds: all 0 once every task has ended (tests check it).
     function S.pending()
-        return { timers = heap.n, ready = rq_tail - rq_head + 1 + later_live, unreported = unreported_n }
+        return { timers = heap.n, ready = rq_tail - rq_head + 1 + soon_tail - soon_head + 1 + later_live,
+                 unreported = unreported_n }
     end
 
     --- Take the host's callbacks. (runtime/init.lua calls this when it installs the runtime.)
