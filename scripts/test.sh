@@ -12,8 +12,9 @@
 #            FUZZ_SECONDS (default 30), starting from its committed seed corpus
 # Environment: BUILD_DIR / ASAN_BUILD_DIR / FUZZ_BUILD_DIR (build dirs), FUZZ_SECONDS, JOBS
 # (default: nproc), CTEST_ARGS (extra ctest arguments for every stage, e.g. "-R busted").
-# The last line printed is "N passed, N failed" summed over all suites of all stages
-# (scripts/summarize.sh); the exit status is non-zero on any failure.
+# The last line printed is "N passed, N failed" summed over the suites this run selected in all
+# its stages (scripts/summarize.sh); the exit status is non-zero on any failure. .ci/run runs
+# this script; `make test` too.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -73,4 +74,5 @@ done
 
 echo
 echo "Summary (${dirs[*]}):"
-scripts/summarize.sh --extra "$extra" "${dirs[@]}"
+# Only the suites this run's ctest selected count (the same CTEST_ARGS).
+CTEST_ARGS="${CTEST_ARGS:-}" scripts/summarize.sh --extra "$extra" "${dirs[@]}"
