@@ -1,4 +1,4 @@
---- dike.batch (API.md §5): concurrent calls are collected and the wrapped function is
+--- dike.batch (docs/batch.md): concurrent calls are collected and the wrapped function is
 -- called once per batch with the concatenated arguments; each caller gets its own slice.
 --
 -- The open batch lives in the C core's batch queue (dike.core.batchq): a call is a row
