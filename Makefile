@@ -7,7 +7,7 @@
 #                 build/ (-Werror): C tests, busted under LuaJIT and Lua 5.2, 5.3, 5.4, the C
 #                   tests and the LuaJIT and 5.4 busted runs under valgrind memcheck, the short
 #                   stress run (LuaJIT, 5.4), luacheck, symbols/rockspec-lint/
-#                   luarocks-install/demo/bench-smoke checks, the integration suites (nginx,
+#                   luarocks-install/docs-links/summary/demo/bench-smoke checks, the integration suites (nginx,
 #                   Neovim, the demo service, a 5 s soak and 2 s more under Lua 5.4);
 #                 build-asan/: C tests, busted and the short stress run under ASan+UBSan;
 #                 build-fuzz/: each libFuzzer target for FUZZ_SECONDS (30) from its seed corpus

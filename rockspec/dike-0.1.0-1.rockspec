@@ -40,4 +40,7 @@ build = {
       DIKE_INSTALL_LMOD = "$(LUADIR)",
       DIKE_INSTALL_CMOD = "$(LIBDIR)",
    },
+   -- Kept in the rock's directory (`luarocks show dike`): the reference, and the LuaCATS
+   -- definitions for editors.
+   copy_directories = { "docs", "types" },
 }

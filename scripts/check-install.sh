@@ -22,7 +22,7 @@ unset LUA_PATH LUA_CPATH LUA_PATH_5_1 LUA_CPATH_5_1 LUAROCKS_CONFIG
 
 mkdir -p "$tmp/src" "$tmp/run"
 # What a release tarball or a clone holds for the build (CMakeLists.txt's BUILD_TESTING=OFF part).
-cp -r "$root/CMakeLists.txt" "$root/csrc" "$root/lua" "$root/rockspec" "$tmp/src/"
+cp -r "$root/CMakeLists.txt" "$root/csrc" "$root/lua" "$root/rockspec" "$root/docs" "$root/types" "$tmp/src/"
 for f in README.md LICENSE CHANGELOG.md; do [ -e "$root/$f" ] && cp "$root/$f" "$tmp/src/"; done
 find "$tmp/src" \( -name '*.o' -o -name '*.so' \) -delete
 (cd "$root" && find lua -type f -name '*.lua' | LC_ALL=C sort) >"$tmp/lua-files"
@@ -36,6 +36,11 @@ for spec in "${specs[@]}"; do
   (cd "$tmp/src" && luarocks --tree "$tree" make --deps-mode=none "$spec")
   echo "installed files:"
   (cd "$tree" && find . -path ./lib/luarocks -prune -o -type f -print | sort | sed 's/^/  /')
+  rockdir=$(find "$tree/lib/luarocks" -mindepth 3 -maxdepth 3 -type d -path '*/dike/*')
+  for d in docs types; do
+    [ -d "$rockdir/$d" ] || { echo "FAIL $d/ is not in the rock's directory $rockdir"; exit 1; }
+  done
+  echo "ok   docs/ and types/ kept in $rockdir"
   share=$tree/share/lua/5.1 lib=$tree/lib/lua/5.1
   (cd "$tmp/run" &&
    LUA_PATH="$share/?.lua;$share/?/init.lua;;" LUA_CPATH="$lib/?.so;;" \

@@ -5,7 +5,8 @@
 #   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.2, 5.3, 5.4, the
 #            C tests and the LuaJIT and 5.4 busted suites again under valgrind memcheck, the
 #            short stress run under LuaJIT and 5.4, luacheck, exported-symbols / rockspec-lint /
-#            luarocks-install checks, the demo under every interpreter, the integration suites
+#            luarocks-install / docs-links / summary-chain checks, the demo under every
+#            interpreter, the integration suites
 #   asan     build-asan/ with -DDIKE_SANITIZE=ON (gcc): C tests, busted and the short stress run
 #            (LuaJIT and 5.4, ASan runtime preloaded), symbols check
 #   fuzz     build-fuzz/ with clang -DDIKE_FUZZ=ON: each libFuzzer target spec/c/fuzz_*.c for

@@ -16,7 +16,7 @@
 -- two such steps and not three. The live heap's maximum over the last quarter must stay within
 -- --max-heap-growth of the third quarter's (maxima, since a sample taken while fewer requests
 -- are in flight dips). What full runs measured, and so why the defaults are what they are, is in
--- README.md ("Soak: make soak"). Samples come every min(1, duration / 12) s; --series FILE
+-- docs/service.md ("Soak"). Samples come every min(1, duration / 12) s; --series FILE
 -- writes them ("t rss_kib live_kib heap_kib" a line).
 -- Every process it starts is ended by its pid, also when a check or the script fails.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
