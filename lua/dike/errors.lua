@@ -1,4 +1,4 @@
---- Error classes raised by dike (API.md §2).
+--- Error classes raised by dike (docs/errors-logging-stats.md).
 -- An error `e` of class C satisfies getmetatable(e) == C, has a string field `message`,
 -- and tostring(e) == e.message.
 local setmetatable, getmetatable = setmetatable, getmetatable
