@@ -6,8 +6,8 @@
 #   make test     deps, then three stages (scripts/test.sh), last line "N passed, N failed" over all:
 #                 build/ (-Werror): C tests, busted under LuaJIT and Lua 5.2, 5.3, 5.4, the C
 #                   tests and the LuaJIT and 5.4 busted runs under valgrind memcheck, the short
-#                   stress run (LuaJIT, 5.4), luacheck, symbols/source-list/
-#                   luarocks-install/demo/bench-smoke checks, the integration suites (nginx,
+#                   stress run (LuaJIT, 5.4), luacheck, symbols/rockspec-lint/
+#                   luarocks-install/docs-links/summary/demo/bench-smoke checks, the integration suites (nginx,
 #                   Neovim, the demo service, a 5 s soak and 2 s more under Lua 5.4);
 #                 build-asan/: C tests, busted and the short stress run under ASan+UBSan;
 #                 build-fuzz/: each libFuzzer target for FUZZ_SECONDS (30) from its seed corpus
@@ -25,7 +25,9 @@
 #                 (examples/service/soak.lua; SOAK_ARGS="--connections 128 -- --fail-rate 0.1")
 #   make bench    bench/run.sh: deps (all), build, the Node peers, every workload; prints the
 #                 table, writes bench/RESULTS.md and bench/results.png (not part of make test)
-#   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
+#   make rockspec VERSION=x.y.z  write the release rockspec rockspec/dike-x.y.z-1.rockspec from
+#                 dike-scm-1.rockspec (scripts/rockspec.sh; the rockspecs list no modules: the
+#                 build is CMakeLists.txt, so adding a source or a Lua module needs no rockspec edit)
 #   make clean
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -82,7 +84,7 @@ bench:
 	bench/run.sh
 
 rockspec:
-	$(LUAJIT) scripts/check-sources.lua --write
+	scripts/rockspec.sh $(VERSION)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) .tree

@@ -12,7 +12,7 @@ local floor, format = math.floor, string.format
 -- The values every option is tried with.
 local PROBES = { "x", "1", {}, true, print, NAN, INF, -INF, -1, -0.0, 0, 0.5, 1, 1e300, 2 ^ 53 + 2 }
 
--- How a value is shown in messages (the rule README and API.md give, written out again).
+-- How a value is shown in messages (the rule docs/errors-logging-stats.md gives, written out again).
 local function show(v)
     if type(v) == "string" then return format("%q", v) end
     if v ~= v then return "nan" end

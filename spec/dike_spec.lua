@@ -1,4 +1,5 @@
--- The module surface: errors (API.md §2), logging and statistics (§6), runtime choice (§8).
+-- The module surface: errors, logging and statistics (docs/errors-logging-stats.md), runtime
+-- choice (docs/tasks.md).
 local dike = require("dike")
 local support = require("spec.support")
 

@@ -1,4 +1,4 @@
---- dike.batch (API.md §5): concurrent calls are collected and the wrapped function is
+--- dike.batch (docs/batch.md): concurrent calls are collected and the wrapped function is
 -- called once per batch with the concatenated arguments; each caller gets its own slice.
 --
 -- The open batch lives in the C core's batch queue (dike.core.batchq): a call is a row
@@ -471,8 +471,8 @@ local function call(B, t, nargs, ...)
         if a1[i] == nil then return checked_call(B, t, nargs, ...) end
     end
     -- Anything after element #a1 (a hole where LuaJIT's # stopped, or other keys): let the
-    -- checked path decide. One next() here, not options.hole_above: on Lua 5.4 the deeper
-    -- frame grew every waiting caller's coroutine stack (1527 -> 2154 bytes per caller).
+    -- checked path decide. One next() here, not options.hole_above: on Lua 5.4 a deeper frame
+    -- here grows every waiting caller's coroutine stack (bench/RESULTS.md, B/waiting).
     if next(a1, rows) ~= nil then return checked_call(B, t, nargs, ...) end
     make_room(B, rows)
     return enqueue(B, t, rows, a1, 1)

@@ -1,4 +1,5 @@
---- Error classes raised by dike, and how dike describes any error value in a message.
+--- Error classes raised by dike, and how dike describes any error value in a message
+-- (docs/errors-logging-stats.md).
 -- An error `e` of class C satisfies getmetatable(e) == C, has a string field `message`,
 -- and tostring(e) == e.message.
 local setmetatable, getmetatable, pcall, tostring, type = setmetatable, getmetatable, pcall, tostring, type

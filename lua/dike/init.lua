@@ -1,5 +1,5 @@
 --- dike: retry, limit_jobs and batch for coroutines on an event loop (luv, Neovim, OpenResty).
--- This module assembles the public API; README.md documents it.
+-- This module assembles the public API; README.md and docs/ document it.
 local rt = require("dike.runtime")
 local core = require("dike.core")
 local errors = require("dike.errors")

@@ -1,4 +1,4 @@
---- dike.limit_jobs (API.md §4): cap concurrent calls; reject the rest with TooManyCalls,
+--- dike.limit_jobs (docs/limit_jobs.md): cap concurrent calls; reject the rest with TooManyCalls,
 -- or let up to `queue` callers wait (FIFO, optionally for at most `queue_timeout`).
 --
 -- Hot path: a call that finds a free slot costs one pcall and two counter increments.

@@ -1,4 +1,4 @@
---- Logging (API.md §6): one replaceable default logger, fn(level, message).
+--- Logging (docs/errors-logging-stats.md): one replaceable default logger, fn(level, message).
 local io_stderr, type, error, tostring = io.stderr, type, error, tostring
 
 local M = {}

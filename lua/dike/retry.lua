@@ -1,4 +1,4 @@
---- dike.retry (API.md §3): call again on failure, with delay, backoff, cap, jitter and a
+--- dike.retry (docs/retry.md): call again on failure, with delay, backoff, cap, jitter and a
 -- time budget. The delays come from the C core (dike.core.backoff).
 --
 -- Hot path: a call that succeeds costs one pcall and a counter update. The arguments are
