@@ -603,6 +603,10 @@ function M.new(host)
     local heap = Heap.new()
     local armed_at = nil
 
+    -- The alarm is armed for the earliest deadline, or earlier: when that timer is cancelled
+    -- the alarm stays (it goes off, finds nothing due and is armed again), which saves the
+    -- loop two calls per batch sent by size. With no timer left it is disarmed, so it never
+    -- keeps the loop alive for nothing.
     local function rearm()
         local top = heap[1]
         if top == nil then
@@ -610,7 +614,7 @@ function M.new(host)
                 host.disarm()
                 armed_at = nil
             end
-        elseif armed_at ~= top.at then
+        elseif armed_at == nil or top.at < armed_at then
             host.arm(top.at)
             armed_at = top.at
         end
