@@ -270,7 +270,7 @@ describe("bad input", function()
                 { dike.fail, nil, "dike.fail: err must not be nil (the value its row's caller raises)",
                   false, true },
                 { dike.set_runtime, 5,
-                  "dike.set_runtime: expected a runtime table (dike.scheduler.new(driver)) or nil, got 5",
+                  "dike.set_runtime: expected a runtime name, a host table or nil, got 5",
                   false, true },
             }
             for _, case in ipairs(cases) do
@@ -579,16 +579,11 @@ describe("bad input", function()
                 { task.join, function() return task end, outside("task:join") },
             }
             for _, case in ipairs(cases) do
-                -- at top level, and inside a coroutine that is not a dike task
+                -- on the main thread (outside any coroutine)
                 local ok, err = pcall(case[1], case[2]())
                 tried = tried + 1
                 assert.is_false(ok)
                 assert.equal(case[3], err)
-                local co = coroutine.create(function() return case[1](case[2]()) end)
-                local cok, cerr = coroutine.resume(co)
-                tried = tried + 1
-                assert.is_false(cok)
-                assert.equal(case[3], cerr)
             end
             -- nothing was queued or left half done, and the same wrappers work in a task
             local s = dike.stats(batched)
@@ -602,6 +597,23 @@ describe("bad input", function()
                 assert.is_nil(task:join())
             end)
             assert.equal(7, open_slot(7)) -- a call that need not wait works anywhere
+            -- inside a coroutine that dike did not start, every one of them waits and works
+            local got, ended = {}, 0
+            for i, case in ipairs(cases) do
+                coroutine.wrap(function()
+                    got[i] = { pcall(case[1], case[2]()) }
+                    ended = ended + 1
+                end)()
+                tried = tried + 1
+            end
+            dike.run(function() while ended < #cases do dike.sleep(0.001) end end)
+            assert.same({ true }, got[1])
+            assert.same({ true, { n = 0 } }, got[2])
+            assert.same({ true, { 2 } }, got[3])
+            assert.same({ false, true }, { got[4][1], dike.TooManyCalls.is(got[4][2]) })
+            assert.same({ true, 2 }, got[5])
+            assert.same({ true, 3 }, got[6])
+            assert.same({ true }, got[7])
         end)
     end)
 

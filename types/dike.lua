@@ -339,14 +339,21 @@ function CircuitBreaker:reset() end
 ---------------------------------------------------------------------------------------------------
 -- Runtimes
 
---- The runtime seam: what dike's tools use to talk to a loop (docs/runtime.md). A runtime is
---- made by require("dike.scheduler").new(driver) over a host's driver, or implements these.
----@class dike.Runtime
+--- A host: the loop primitives dike's scheduler runs over (docs/runtime.md). dike ships
+--- "luv", "nvim" and "ngx"; dike.set_runtime(host) takes a table of your own.
+---@class dike.Host
+---@field name string
 ---@field now fun(): number monotonic seconds
----@field timer fun(delay: number, fn: function, a: any, b: any): any calls fn(a, b) from the loop after delay seconds
----@field cancel_timer fun(handle: any)
----@field spawn fun(fn: function, ...): dike.Task
----@field sleep fun(seconds: number, fname: string)
+---@field attach fun(on_alarm: fun(), on_pump: fun()) receives the scheduler's callbacks
+---@field arm fun(at: number) call on_alarm once at monotonic time `at`
+---@field disarm fun()
+---@field pump fun() call on_pump once, soon, from the loop
+---@field unpump? fun() take back an unserved pump()
+---@field run_once fun(): boolean dike.run: one loop iteration; false when nothing keeps the loop alive
+---@field loop_running fun(): boolean
+---@field handles fun(): table the loop handles it made
+---@field close? fun() it is being replaced: close its handles
+---@field threads? table for loops that resume coroutines themselves (nginx)
 
 ---------------------------------------------------------------------------------------------------
 -- The module
@@ -461,9 +468,10 @@ function dike.set_logger(fn) end
 ---@return dike.Stats
 function dike.stats(f) end
 
---- Replace the runtime dike picked (nil restores the default).
----@param impl dike.Runtime|nil
-function dike.set_runtime(impl) end
+--- Choose the runtime: a host name, a host table, or nil for the default of this place
+--- (nginx, else Neovim's main loop, else luv).
+---@param host "luv"|"nvim"|"ngx"|dike.Host|nil
+function dike.set_runtime(host) end
 
 --- (v2) Shared stores.
 dike.store = {}

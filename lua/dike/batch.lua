@@ -508,7 +508,7 @@ function M.batch(opts)
             calls = 0, batches = 0, running = 0, waiting = 0,
         }, Batcher)
         local function wrapped(...)
-            local t = rt.task(FNAME)
+            local t = rt.waiter(FNAME)
             return call(B, t, select("#", ...), ...)
         end
         stats.register(wrapped, B)

@@ -26,22 +26,22 @@ local dike = {
     CancelledError = errors.CancelledError,
 }
 
--- The runtime table is replaced in place by set_runtime, so look its functions up per call.
+-- The runtime table is filled in place by set_runtime: look its functions up per call.
 
 --- Start fn(...) in a new task now; it runs until its first wait.
 ---@param fn function
----@return table task with :join(), :cancel(), :done()
+---@return dike.Task task with :join(), :cancel(), :done()
 function dike.spawn(fn, ...)
     return rt.spawn(fn, ...)
 end
 
---- From outside any task: run fn(...) in a task, driving the loop until it ends.
+--- From outside any coroutine: run fn(...) in a task, driving the loop until it ends.
 ---@param fn function
 function dike.run(fn, ...)
     return rt.run(fn, ...)
 end
 
---- Suspend the running task for `seconds` (0 yields to the loop once).
+--- Suspend the running coroutine for `seconds` (0 yields to the loop once).
 ---@param seconds number
 function dike.sleep(seconds)
     return rt.sleep(seconds, "dike.sleep")
@@ -53,10 +53,11 @@ function dike.now()
     return rt.now()
 end
 
---- Replace the runtime (nil restores the default one dike picks).
----@param impl table|nil
-function dike.set_runtime(impl)
-    rt.install(impl)
+--- Choose the runtime: nil for the default of this place (nginx, Neovim's main loop, or
+--- luv), a name ("luv", "nvim", "ngx"), or a host table (see dike.runtime).
+---@param host nil|string|table
+function dike.set_runtime(host)
+    rt.install(host)
 end
 
 return dike

@@ -104,10 +104,10 @@ local function wait_for_slot(L, message)
         L.rejected = L.rejected + 1
         error(TooManyCalls.new(message), 0)
     end
-    local t = rt.current()
+    local t = rt.current_waiter(FNAME)
     if t == nil then
         L.ended = L.ended + 1 -- it ends here, never having run: running stays derived right
-        rt.task(FNAME) -- raises the contract's "must be called inside a coroutine" error
+        rt.waiter(FNAME) -- raises the contract's "must be called inside a coroutine" error
     end
     local i = L.tail + 1
     L.tail = i
@@ -156,6 +156,9 @@ function M.limit_jobs(opts)
             return release(L, pcall(fn, ...))
         end
         stats.register(wrapped, L)
+        -- A task abandoned inside fn (it yielded with coroutine.yield) never returns here:
+        -- the runtime gives its slot back for it.
+        rt.holds(wrapped, function() release(L, true) end)
         return wrapped
     end
     stats.register(limiter, L)

@@ -152,9 +152,9 @@ function M.retry(opts)
                 st.failures = st.failures + 1
                 error(err, 0)
             end
-            if rt.current() == nil then
+            if rt.current_waiter() == nil then
                 st.failures = st.failures + 1
-                error(errors.outside_task(FNAME), 0)
+                error(errors.outside_coroutine(FNAME), 0)
             end
             local message = "Caught exception " .. tostring(err) .. ". Retrying in " .. format("%.3g", d) .. "s ..."
             if log_info and traceback then message = message .. "\n" .. traceback end

@@ -262,6 +262,32 @@ test("with every nginx timer taken, dike serves its timers from the waiting requ
     while ngx.timer.pending_count() > 0 and dike.now() - t0 < 3 do dike.sleep(0.05) end
 end)
 
+test("a coroutine the request made (coroutine.wrap) waits in dike: sleep, a batched call, a join", function()
+    local batched = dike.batch{ target_batch_size = 2, max_waiting_time = 0.05 }(function(xs)
+        local out = {}
+        for i = 1, #xs do out[i] = xs[i] + 100 end
+        return out
+    end)
+    local t = dike.spawn(function() dike.sleep(0.005); return "joined" end)
+    local got = {}
+    for i = 1, 2 do
+        coroutine.wrap(function()
+            dike.sleep(0.002)
+            local r = batched({ i })[1]
+            got[i] = r .. ":" .. t:join()
+        end)()
+    end
+    -- (In nginx a user coroutine's wait suspends the thread that resumed it too: each
+    -- coroutine.wrap call above returns once its coroutine has ended.)
+    local deadline = ngx.now() + 2
+    while not (got[1] and got[2]) and ngx.now() < deadline do
+        ngx.sleep(0.002)
+        ngx.update_time()
+    end
+    eq(got[1], "101:joined", "first coroutine")
+    eq(got[2], "102:joined", "second coroutine")
+end)
+
 test("nothing is left behind", function()
     dike.sleep(0.02)
     local p = rt.pending()
