@@ -1,26 +1,58 @@
 --- Logging (API.md §6): one replaceable default logger, fn(level, message).
-local io_stderr, type, error, tostring = io.stderr, type, error, tostring
+--
+-- A logger is user code and may raise or yield; neither may reach dike's caller or the loop.
+-- So a logger other than the built-in one runs in a coroutine of its own (a yield then ends
+-- up here instead of suspending the caller); if it raises or yields, the built-in logger
+-- writes that message instead, with a note saying why. Loggers are not a hot path.
+local io, type, error, tostring, pcall = io, type, error, tostring, pcall
+local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
+local describe = require("dike.errors").describe
 
 local M = {}
 
 local LEVELS = { debug = "DEBUG", info = "INFO", warning = "WARNING", error = "ERROR" }
 
---- The built-in logger: `WARNING:dike:<message>` and a newline on stderr.
+-- io.stderr is looked up per message, so that whoever replaces it (a test, an embedding
+-- application) gets the messages.
+local function write(level, message)
+    io.stderr:write(LEVELS[level] or tostring(level):upper(), ":dike:", message, "\n")
+end
+
+--- The built-in logger: `WARNING:dike:<message>` and a newline on stderr. (A closed or
+--- broken stderr loses the message rather than raising into dike.)
 local function builtin(level, message)
-    io_stderr:write(LEVELS[level] or tostring(level):upper(), ":dike:", message, "\n")
+    pcall(write, level, message)
 end
 
 local current = builtin
 
+local function call_logger(fn, level, message)
+    fn(level, message)
+end
+
+-- Run `fn(level, message)`; if it raises or yields, the built-in logger writes the message.
+local function run(fn, level, message)
+    if fn == builtin then return builtin(level, message) end
+    local co = co_create(call_logger)
+    local ok, err = co_resume(co, fn, level, message)
+    if ok then
+        if co_status(co) == "dead" then return end
+        err = "the logger yielded"
+    else
+        err = "the logger raised an error: " .. describe(err)
+    end
+    builtin(level, message .. "\n(written by dike's built-in logger: " .. err .. ")")
+end
+
 --- Log through the default logger.
 function M.log(level, message)
-    current(level, message)
+    run(current, level, message)
 end
 
 --- Log through `logger` when given, else the default one (looked up now, so
 -- set_logger affects wrappers made earlier).
 function M.log_with(logger, level, message)
-    (logger or current)(level, message)
+    run(logger or current, level, message)
 end
 
 --- Install the default logger; nil restores the built-in one. Returns the previous one.

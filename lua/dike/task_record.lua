@@ -31,8 +31,8 @@ local errors = require("dike.errors")
 local log = require("dike.log")
 local show = require("dike.options").show
 
-local setmetatable, getmetatable, select, type, error, tostring =
-    setmetatable, getmetatable, select, type, error, tostring
+local setmetatable, getmetatable, select, type, error =
+    setmetatable, getmetatable, select, type, error
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local remove = table.remove
 local CancelledError = errors.CancelledError
@@ -165,8 +165,9 @@ function M.new(host)
         error(value, 0)
     end
 
+    -- Never raises or yields: the error is described safely, and a failing logger is bypassed.
     local function report(t)
-        log.log("error", "Unhandled error in task: " .. tostring(t.value) .. "\n" .. (t.traceback or ""))
+        log.log("error", "Unhandled error in task: " .. errors.describe(t.value) .. "\n" .. (t.traceback or ""))
     end
 
     --- Log the errors of tasks that ended with nobody to take them (and still have none).
