@@ -1,8 +1,8 @@
 --- Error classes raised by dike (API.md §2).
 -- An error `e` of class C satisfies getmetatable(e) == C, has a string field `message`,
 -- and tostring(e) == e.message.
-local setmetatable, getmetatable, rawget, rawequal, type, tostring =
-    setmetatable, getmetatable, rawget, rawequal, type, tostring
+local setmetatable, getmetatable, rawget, rawequal, type, tostring, pcall =
+    setmetatable, getmetatable, rawget, rawequal, type, tostring, pcall
 local debug_getmetatable = debug.getmetatable
 local co_create, co_resume, co_status = coroutine.create, coroutine.resume, coroutine.status
 
@@ -60,10 +60,15 @@ local function attempt(v)
         local m = rawget(v, "message")
         if type(m) == "string" then return m end
     end
-    local co = co_create(call_tostring)
-    local ok, s = co_resume(co, mm, v)
+    local made, co = pcall(co_create, call_tostring)
+    local ok, s
+    if made then
+        ok, s = co_resume(co, mm, v)
+        if ok and co_status(co) ~= "dead" then return nil, "it yielded" end
+    else -- where the host lets no coroutine be made (nginx's phases that cannot yield)
+        ok, s = pcall(call_tostring, mm, v)
+    end
     if not ok then return nil, s, true end
-    if co_status(co) ~= "dead" then return nil, "it yielded" end
     local ts = type(s)
     if ts == "string" then return s end
     if ts == "number" then return tostring(s) end

@@ -4,7 +4,8 @@
 -- So a logger other than the built-in one runs in a coroutine of its own (a yield then ends
 -- up here instead of suspending the caller); if it raises or yields, the built-in logger
 -- writes that message instead, with a note saying why. Loggers are not a hot path.
-local io, type, error, tostring, pcall, setmetatable = io, type, error, tostring, pcall, setmetatable
+local io, type, error, tostring, pcall, setmetatable, rawget, _G =
+    io, type, error, tostring, pcall, setmetatable, rawget, _G
 local co_create, co_resume, co_yield, co_running =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.running
 local describe = require("dike.errors").describe
@@ -29,8 +30,13 @@ local current = builtin
 
 -- Loggers run in a coroutine of dike's, reused while they return normally (creating one per
 -- message made a retry that logs 15% slower). One that raised is dead; one that yielded is
--- abandoned (whoever resumes it later just lets it finish).
-local DONE = {} -- what the runner yields after a logger returned: no logger can yield it
+-- abandoned (whoever resumes it later just lets it finish). Inside nginx a coroutine belongs
+-- to the request or timer that made it (resuming it from another crashes the worker), so
+-- there each message gets a fresh one; and where nginx lets no coroutine be made (its
+-- phases that cannot yield) the logger is called under pcall (a yield raises there anyway).
+local ngx = rawget(_G, "ngx")
+local KEEP_RUNNER = not (type(ngx) == "table" and ngx.get_phase ~= nil)
+local DONE = {} -- what the runner passes back after a logger returned: no logger can yield it
 local abandoned = setmetatable({}, { __mode = "k" })
 local runner = nil -- the idle runner, if any
 
@@ -38,29 +44,38 @@ local function runner_body(fn, level, message)
     local self = co_running()
     while true do
         fn(level, message)
-        if abandoned[self] then return end
+        if not KEEP_RUNNER or abandoned[self] then return DONE end
         fn, level, message = co_yield(DONE)
     end
+end
+
+local function bypass(level, message, why)
+    builtin(level, message .. "\n(written by dike's built-in logger: " .. why .. ")")
 end
 
 -- Run `fn(level, message)`; if it raises or yields, the built-in logger writes the message.
 local function run(fn, level, message)
     if fn == builtin then return builtin(level, message) end
-    local co = runner or co_create(runner_body)
-    runner = nil -- busy: a logger that logs through dike gets a runner of its own
-    local ok, r = co_resume(co, fn, level, message)
-    local why
-    if ok then
-        if r == DONE then
-            runner = co
+    local co = runner
+    if co then
+        runner = nil -- busy: a logger that logs through dike gets a runner of its own
+    else
+        local made
+        made, co = pcall(co_create, runner_body)
+        if not made then
+            local ok, err = pcall(fn, level, message)
+            if not ok then bypass(level, message, "the logger raised an error: " .. describe(err)) end
             return
         end
-        abandoned[co] = true
-        why = "the logger yielded"
-    else
-        why = "the logger raised an error: " .. describe(r)
     end
-    builtin(level, message .. "\n(written by dike's built-in logger: " .. why .. ")")
+    local ok, r = co_resume(co, fn, level, message)
+    if not ok then return bypass(level, message, "the logger raised an error: " .. describe(r)) end
+    if r == DONE then
+        if KEEP_RUNNER then runner = co end
+        return
+    end
+    abandoned[co] = true
+    bypass(level, message, "the logger yielded")
 end
 
 --- Log through the default logger.
