@@ -1,4 +1,4 @@
--- User code cannot break dike (README "When user code misbehaves"): error values whose
+-- User code cannot break dike (README: Errors, Logging, dike.batch): error values whose
 -- tostring fails, loggers that raise or yield, batch results and arguments that misbehave,
 -- odd errors in retry. Every case checks the gauges of the wrappers it used; spec/helper.lua
 -- then checks that no timer, task or handle is left; and the process is alive to check it.

@@ -11,7 +11,7 @@
 -- and sent (cancel = stop expecting its result; when no caller of the batch is left, the
 -- batch's task is cancelled too). Nothing is kept once calls end.
 --
--- User code cannot break a batch (README "When user code misbehaves"). Argument tables are
+-- User code cannot break a batch (README: Errors, dike.batch). Argument tables are
 -- read raw: a table whose metatable has __index or __len (a proxy) is refused at the call,
 -- so plain indexing never runs user code. They belong to dike until the call returns, but a
 -- caller can still change them while its call is queued: the send checks every call against

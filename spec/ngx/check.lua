@@ -127,7 +127,7 @@ dike.run(function()
     local bad = get("/predict?x=oops")
     check(bad.status == 400, "a bad x is a 400", bad.status)
 
-    -- 7. User code that misbehaves does not stop dike (README "When user code misbehaves"):
+    -- 7. User code that misbehaves does not stop dike (README: Errors, dike.batch):
     -- a task's error whose __tostring fails is reported (checked in the error log below); a
     -- batch whose queued argument table changed fails its callers with a dike.batch error,
     -- sent by its timer or by size; and dike's worker timer goes on serving the next request.

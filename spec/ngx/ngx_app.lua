@@ -71,7 +71,7 @@ function M.slow()
 end
 
 ---------------------------------------------------------------- user code that misbehaves
--- (README "When user code misbehaves"; spec/ngx/check.lua checks the answers and that dike's
+-- (README: Errors, dike.batch; spec/ngx/check.lua checks the answers and that dike's
 -- worker timer still serves requests afterwards.)
 
 -- GET /unhandled?tostring=raises|nil: a task nobody joins fails with an error whose
