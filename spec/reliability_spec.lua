@@ -453,6 +453,20 @@ describe("batch arguments changed while queued", function()
         end
     end)
 
+    it("sent to make room under max_batch_size: its callers raise, the new call goes on into the next batch",
+       function()
+        local f, fn = seq_sum{ target_batch_size = 10, max_batch_size = 10, max_waiting_time = 0.01 }
+        local req = { 1, 2 }
+        local extra, out = callers(f, { { { 5 } }, { req } }, function()
+            req[3] = 3
+            return f({ 1, 2, 3, 4, 5, 6, 7, 8 }) -- 3 + 8 > 10: the open batch is sent first
+        end)
+        all_raise(out, changed(fn, "argument 1", "it had 2 rows, now 3"))
+        assert.same({ true, { 10, 20, 30, 40, 50, 60, 70, 80 } }, extra)
+        assert.same(BATCH_IDLE, batch_gauges(f))
+        assert.same({ 3, 1 }, { dike.stats(f).calls, dike.stats(f).batches })
+    end)
+
     it("the first queued call changed: later calls are checked against its shape when it was queued", function()
         local f, fn = named_sum{ target_batch_size = 3, max_waiting_time = 10 }
         local first = { x = { 1 } }
