@@ -45,6 +45,7 @@ local function runner_body(fn, level, message)
     while true do
         fn(level, message)
         if not KEEP_RUNNER or abandoned[self] then return DONE end
+        fn, level, message = nil, nil, nil -- an idle runner keeps no logger or message alive
         fn, level, message = co_yield(DONE)
     end
 end
