@@ -45,7 +45,8 @@ local function runner_body(fn, level, message)
     while true do
         fn(level, message)
         if not KEEP_RUNNER or abandoned[self] then return DONE end
-        fn, level, message = nil, nil, nil -- an idle runner keeps no logger or message alive
+        -- An idle runner keeps neither this logger nor its message alive.
+        fn, level, message = nil, nil, nil -- luacheck: ignore 311
         fn, level, message = co_yield(DONE)
     end
 end
