@@ -2,6 +2,7 @@
 -- option, e.g. "dike.batch: target_batch_size must be an integer >= 1, got 0".
 local type, pairs, tostring, error, format, huge, floor =
     type, pairs, tostring, error, string.format, math.huge, math.floor
+local describe = require("dike.errors").describe
 
 local M = {}
 
@@ -110,9 +111,10 @@ function M.callable(fname, fn)
     error(fname .. ": expected a function to wrap, got " .. show(fn), 3)
 end
 
---- `<short_src>:<linedefined>` of a function, as Python dike names it in messages.
+--- `<short_src>:<linedefined>` of a function, as Python dike names it in messages; a
+--- callable table by its (safe) tostring.
 function M.name_of(fn)
-    if type(fn) ~= "function" then return tostring(fn) end
+    if type(fn) ~= "function" then return describe(fn) end
     local info = debug.getinfo(fn, "S")
     return info.short_src .. ":" .. info.linedefined
 end

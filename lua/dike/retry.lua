@@ -11,13 +11,14 @@ local log = require("dike.log")
 local options = require("dike.options")
 local stats = require("dike.stats")
 
-local select, type, getmetatable, rawget, tostring, error, pcall, xpcall, format, find, setmetatable =
-    select, type, getmetatable, rawget, tostring, error, pcall, xpcall, string.format, string.find, setmetatable
+local select, type, getmetatable, rawget, rawequal, error, pcall, xpcall, format, find, setmetatable =
+    select, type, getmetatable, rawget, rawequal, error, pcall, xpcall, string.format, string.find, setmetatable
 local debug_traceback = debug.traceback
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local huge = math.huge
 local CancelledError = errors.CancelledError
 local over_budget = core.over_budget
+local describe = errors.describe
 
 local M = {}
 
@@ -27,8 +28,14 @@ local OPTIONS = { attempts = true, exception_types = true, delay = true, backoff
 local JITTERS = { none = true, full = true, equal = true, decorrelated = true }
 local FNAME = "dike.retry"
 
+-- Errors are user values: compared by rawequal (no __eq of theirs runs) and turned into
+-- text by errors.describe (no __tostring of theirs can raise or yield into retry).
+local function cancelled(e)
+    return rawequal(getmetatable(e), CancelledError)
+end
+
 local function not_cancelled(e)
-    return getmetatable(e) ~= CancelledError
+    return not cancelled(e)
 end
 
 -- Errors about exception_types blame the caller of dike.retry: that is level 4 from
@@ -46,11 +53,11 @@ local function matcher_of(spec)
         if not ok then
             error(FNAME .. ": exception_types pattern " .. format("%q", spec) .. " is invalid: " .. msg, 4)
         end
-        return function(e) return getmetatable(e) ~= CancelledError and find(tostring(e), spec) ~= nil end
+        return function(e) return not cancelled(e) and find(describe(e), spec) ~= nil end
     elseif ts == "function" then
-        return function(e) return getmetatable(e) ~= CancelledError and spec(e) and true or false end
+        return function(e) return not cancelled(e) and spec(e) and true or false end
     elseif ts == "table" then
-        return function(e) return getmetatable(e) == spec end
+        return function(e) return rawequal(getmetatable(e), spec) end
     end
     bad_types(spec)
 end
@@ -77,7 +84,7 @@ end
 -- xpcall returns, before anything can yield, so concurrent retries cannot mix them up.
 local caught_traceback
 local function keep_traceback(e)
-    if getmetatable(e) ~= CancelledError then
+    if not cancelled(e) then
         caught_traceback = debug_traceback("", 2):sub(2) -- drop the leading newline
     end
     return e
@@ -142,9 +149,16 @@ function M.retry(opts)
             local err = ...
             local traceback = caught_traceback
             caught_traceback = nil
-            if attempt >= attempts or not matches(err) then
+            if attempt >= attempts then
                 st.failures = st.failures + 1
                 error(err, 0)
+            end
+            -- exception_types may hold a predicate (user code): if it raises, its error is
+            -- what the caller gets, as if the function had raised it, and nothing is retried.
+            local ok_match, retryable = pcall(matches, err)
+            if not (ok_match and retryable) then
+                st.failures = st.failures + 1
+                error(ok_match and err or retryable, 0)
             end
             local d
             d, raw, prev = schedule:next(raw, prev)
@@ -156,7 +170,7 @@ function M.retry(opts)
                 st.failures = st.failures + 1
                 error(errors.outside_coroutine(FNAME), 0)
             end
-            local message = "Caught exception " .. tostring(err) .. ". Retrying in " .. format("%.3g", d) .. "s ..."
+            local message = "Caught exception " .. describe(err) .. ". Retrying in " .. format("%.3g", d) .. "s ..."
             if log_info and traceback then message = message .. "\n" .. traceback end
             log.log_with(logger, "warning", message)
             st.retries = st.retries + 1

@@ -26,8 +26,8 @@ local show = require("dike.options").show
 
 local co_create, co_resume, co_yield, co_running, co_status =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
-local pcall, xpcall, error, select, setmetatable, getmetatable, type, rawget =
-    pcall, xpcall, error, select, setmetatable, getmetatable, type, rawget
+local pcall, xpcall, error, select, setmetatable, getmetatable, type, rawget, rawequal =
+    pcall, xpcall, error, select, setmetatable, getmetatable, type, rawget, rawequal
 local debug_traceback, debug_getinfo = debug.traceback, debug.getinfo
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local CancelledError = errors.CancelledError
@@ -209,7 +209,7 @@ function M.new(host)
     -- A coroutine dike did not start raised after dike resumed it: nobody can take the
     -- error, so it is reported like an unobserved task's.
     local function report_light(err, co)
-        local tb = getmetatable(err) ~= CancelledError and debug_traceback(co, "", 0):sub(2) or nil
+        local tb = not rawequal(getmetatable(err), CancelledError) and debug_traceback(co, "", 0):sub(2) or nil
         local w = { nil, DONE, nil, nil, nil, false, err, nil, nil, nil, nil, tb }
         unreported_n = unreported_n + 1
         unreported[unreported_n] = w
@@ -246,7 +246,7 @@ function M.new(host)
         t[CO] = nil
         t[HOOK], t[HOOK_OBJ], t[HOOK_KEY] = nil, nil, nil
         if notify_watchers(t) or ok or t[OBSERVED] then return end
-        if getmetatable(t[VALUE]) == CancelledError then return end
+        if rawequal(getmetatable(t[VALUE]), CancelledError) then return end
         unreported_n = unreported_n + 1
         unreported[unreported_n] = t
         ask_pump()
@@ -431,9 +431,11 @@ function M.new(host)
         if w[STATE] == WAITING then return end
         local co = w[CO]
         local task = getmetatable(w) == Task
-        if co_status(co) == "dead" then
+        -- A failed resume ends it even where the coroutine is not dead (on PUC Lua 5.2/5.3 a C
+        -- stack overflow fails the resume itself).
+        if not rok or co_status(co) == "dead" then
             if task then
-                if not rok and getmetatable((...)) ~= CancelledError then
+                if not rok and not rawequal(getmetatable((...)), CancelledError) then
                     -- a dead coroutine keeps its stack as it was where the error was raised
                     w[EXTRA] = debug_traceback(co, "", 0):sub(2)
                 end
@@ -475,7 +477,7 @@ function M.new(host)
     ------------------------------------------------------------ running threads (host mode)
     local last_traceback -- where the error that is ending a thread was raised
     local function keep_traceback(e)
-        if getmetatable(e) ~= CancelledError then last_traceback = debug_traceback("", 2):sub(2) end
+        if not rawequal(getmetatable(e), CancelledError) then last_traceback = debug_traceback("", 2):sub(2) end
         return e
     end
 
