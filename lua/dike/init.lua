@@ -26,32 +26,9 @@ local dike = {
     CancelledError = errors.CancelledError,
 }
 
--- The runtime table is filled in place by set_runtime: look its functions up per call.
-
---- Start fn(...) in a new task now; it runs until its first wait.
----@param fn function
----@return dike.Task task with :join(), :cancel(), :done()
-function dike.spawn(fn, ...)
-    return rt.spawn(fn, ...)
-end
-
---- From outside any coroutine: run fn(...) in a task, driving the loop until it ends.
----@param fn function
-function dike.run(fn, ...)
-    return rt.run(fn, ...)
-end
-
---- Suspend the running coroutine for `seconds` (0 yields to the loop once).
----@param seconds number
-function dike.sleep(seconds)
-    return rt.sleep(seconds, "dike.sleep")
-end
-
---- The monotonic clock dike uses, in seconds.
----@return number
-function dike.now()
-    return rt.now()
-end
+-- spawn, run, sleep and now are the runtime's own functions, bound again by every
+-- set_runtime (types/dike.lua documents them).
+rt.bind(dike, { spawn = "spawn", run = "run", sleep = "sleep", now = "now" })
 
 --- Choose the runtime: nil for the default of this place (nginx, Neovim's main loop, or
 --- luv), a name ("luv", "nvim", "ngx"), or a host table (see dike.runtime).

@@ -20,6 +20,7 @@
 --   sleep(seconds, fname), run(fn, ...)
 --   holds(fn, undo)                       a frame of fn holds something undo() gives back if
 --                                         its task is abandoned (it yielded with coroutine.yield)
+--   bind(target, names)                   target[k] = rt[names[k]], now and after every install
 -- and, for dike.gather/join: Task, watch(target, watcher), unwatch(watcher, target),
 -- outcome(task) -> ok, first value or error, observe(task); for tests: pending().
 --
@@ -44,9 +45,10 @@
 local scheduler = require("dike.runtime.scheduler")
 local show = require("dike.options").show
 
-local rawget, type, pairs, ipairs, error = rawget, type, pairs, ipairs, error
+local rawget, type, pairs, ipairs, error, setmetatable = rawget, type, pairs, ipairs, error, setmetatable
 
 local rt = {}
+local bind -- below
 
 local HOSTS = { luv = "dike.runtime.luv", nvim = "dike.runtime.nvim", ngx = "dike.runtime.ngx" }
 local HOST_FUNCTIONS = { "now", "attach", "arm", "disarm", "pump", "run_once", "loop_running" }
@@ -84,6 +86,16 @@ local function host_of(spec)
     return spec
 end
 
+-- Tables whose fields are the runtime's functions, set again at every install (dike's own
+-- spawn, run, sleep and now: one call less on every use).
+local bound = setmetatable({}, { __mode = "k" })
+
+--- Keep target[k] = rt[names[k]] for every k, now and after every set_runtime.
+function bind(target, names)
+    bound[target] = names
+    for k, v in pairs(names) do target[k] = rt[v] end
+end
+
 --- Install a runtime: the scheduler over a host. `spec` is nil (the default for this place),
 --- a host name ("luv", "nvim", "ngx") or a host table.
 function rt.install(spec)
@@ -98,8 +110,11 @@ function rt.install(spec)
     local install = rt.install
     for k in pairs(rt) do rt[k] = nil end
     for k, v in pairs(S) do rt[k] = v end
-    rt.install, rt.holds = install, scheduler.holds
+    rt.install, rt.holds, rt.bind = install, scheduler.holds, bind
     S.attach()
+    for target, names in pairs(bound) do
+        for k, v in pairs(names) do target[k] = rt[v] end
+    end
 end
 
 rt.install()

@@ -245,7 +245,8 @@ function M.new(host)
         -- A coroutine that died by an error keeps its stack: a finished task holds neither.
         t[CO] = nil
         t[HOOK], t[HOOK_OBJ], t[HOOK_KEY] = nil, nil, nil
-        if notify_watchers(t) or ok or t[OBSERVED] then return end
+        if t[WATCHERS] ~= nil then return notify_watchers(t) end
+        if ok or t[OBSERVED] then return end
         if rawequal(getmetatable(t[VALUE]), CancelledError) then return end
         unreported_n = unreported_n + 1
         unreported[unreported_n] = t
@@ -512,17 +513,25 @@ function M.new(host)
     end
 
     --- Start fn(...) in a new task now; it runs until its first wait.
-    function S.spawn(fn, ...)
-        if type(fn) ~= "function" then fn = body_of("dike.spawn", fn) end
-        if threads then
+    if threads then
+        function S.spawn(fn, ...)
+            if type(fn) ~= "function" then fn = body_of("dike.spawn", fn) end
             local t = new_task(nil)
             local ok, err = threads.spawn(thread_body, t, fn, ...)
             if not ok then error(err, 2) end
             return t
         end
-        local t = new_task(co_create(fn))
-        start(t, ...)
-        return t
+    else
+        -- (new_task and start written out: spawn is the path every task takes)
+        function S.spawn(fn, ...)
+            if type(fn) ~= "function" then fn = body_of("dike.spawn", fn) end
+            local co = co_create(fn)
+            local t = setmetatable({ co, RUNNING, nil, nil, nil, nil, nil, nil, nil, nil }, Task)
+            local prev = current
+            current = t
+            after_resume(t, prev, co_resume(co, ...))
+            return t
+        end
     end
 
     --- Start fn(a, b) in a new task soon, from the pump (never inside the caller).
@@ -605,6 +614,10 @@ function M.new(host)
     local heap = Heap.new()
     local armed_at = nil
 
+    -- The alarm is armed for the earliest deadline, or earlier: when that timer is cancelled
+    -- the alarm stays (it goes off, finds nothing due and is armed again), which saves the
+    -- loop two calls per batch sent by size. With no timer left it is disarmed, so it never
+    -- keeps the loop alive for nothing.
     local function rearm()
         local top = heap[1]
         if top == nil then
@@ -612,7 +625,7 @@ function M.new(host)
                 host.disarm()
                 armed_at = nil
             end
-        elseif armed_at ~= top.at then
+        elseif armed_at == nil or top.at < armed_at then
             host.arm(top.at)
             armed_at = top.at
         end
