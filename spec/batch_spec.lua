@@ -36,8 +36,8 @@ describe("dike.batch", function()
         assert.same({ 1 }, r[1])
         assert.same({ 2 }, r[2])
         assert.same({ 3, 4 }, r[3])
-        assert.same({ calls = 3, batches = 1, queued_calls = 0, queued_rows = 0, running_batches = 0,
-                      waiting = 0 }, dike.stats(add))
+        assert.same({ calls = 3, batches = 1, queued_calls = 0, queued_rows = 0, held_batches = 0,
+                      running_batches = 0, waiting = 0, deduplicated = 0 }, dike.stats(add))
     end)
 
     it("sends at once when the target is reached, without waiting for the timer", function()

@@ -16,6 +16,7 @@ local dike = {
     limit_jobs = limit_jobs.limit_jobs,
     batch = batch.batch,
     fail = batch.fail,
+    flush = batch.flush,
     array = core.array,
     gather = task.gather,
     wrap = task.wrap,
