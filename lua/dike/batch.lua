@@ -474,22 +474,11 @@ local function make_room(B, rows)
     end
 end
 
--- Every call that is not on a fast path: each argument checked, keys computed (user code,
--- before the call touches any batch), then checked against the open batch's first call.
-local function checked_call(B, t, nargs, ...)
-    if nargs == 0 then bad_call("a call needs at least one argument (its rows)") end
+-- A call whose arguments were checked (`rows` rows each) and whose keys were computed: checked
+-- against the open batch's first call (or opening a batch), queued, and waiting. No user code
+-- runs from here on until the call waits.
+local function place(B, t, rows, keys, nargs, ...)
     local array_mode = B.array_mode
-    local a1 = ...
-    local arg_rows = shape.arg_rows
-    local rows = arg_rows(array_mode, a1, 1)
-    for j = 2, nargs do
-        local r = arg_rows(array_mode, (select(j, ...)), j)
-        if r ~= rows then
-            bad_call(format("argument %d has %d rows but argument 1 has %d", j, r, rows))
-        end
-    end
-    local keys = B.key and dedup.keys(B.key, rows, nargs, ...)
-    -- From here on no user code runs until the call waits.
     make_room(B, rows)
     local Q = B.open
     if Q then
@@ -520,10 +509,26 @@ local function checked_call(B, t, nargs, ...)
         end
         stored = stored or false
     else
-        stored = nargs == 1 and a1 or { ... }
+        stored = nargs == 1 and (...) or { ... }
     end
     if keys then Q.keys[Q.n + 1] = keys end
     return enqueue(B, Q, t, rows, stored)
+end
+
+-- Every call that is not on a fast path: each argument checked, keys computed (user code,
+-- before the call touches any batch), then placed.
+local function checked_call(B, t, nargs, ...)
+    if nargs == 0 then bad_call("a call needs at least one argument (its rows)") end
+    local array_mode = B.array_mode
+    local arg_rows = shape.arg_rows
+    local rows = arg_rows(array_mode, (...), 1)
+    for j = 2, nargs do
+        local r = arg_rows(array_mode, (select(j, ...)), j)
+        if r ~= rows then
+            bad_call(format("argument %d has %d rows but argument 1 has %d", j, r, rows))
+        end
+    end
+    return place(B, t, rows, B.key and dedup.keys(B.key, rows, nargs, ...), nargs, ...)
 end
 
 -- List mode's common call: one argument, a sequence without holes and without a metatable,
@@ -534,8 +539,6 @@ local function list_call(B, t, nargs, ...)
     if nargs ~= 1 or type(a1) ~= "table" or getmetatable(a1) ~= nil or a1[1] == nil then
         return checked_call(B, t, nargs, ...)
     end
-    local Q = B.open
-    if Q and not Q.single then return checked_call(B, t, nargs, ...) end
     local rows = #a1
     for i = 2, rows - 1 do
         if a1[i] == nil then return checked_call(B, t, nargs, ...) end
@@ -553,10 +556,17 @@ local function list_call(B, t, nargs, ...)
         end
         if count ~= rows then return checked_call(B, t, nargs, ...) end
     end
+    local key, keys = B.key, false
+    if key then -- user code: before the call touches any batch
+        keys = rows == 1 and dedup.key(key, a1[1]) or dedup.keys(key, rows, 1, a1)
+    end
+    local Q = B.open
+    if Q and not Q.single then return place(B, t, rows, keys, 1, a1) end -- (to word the error)
     if not Q or Q.rows + rows > B.max_batch_size then
         make_room(B, rows)
         Q = open_batch(B, 1, ONE_SEQUENCE)
     end
+    if keys then Q.keys[Q.n + 1] = keys end
     return enqueue(B, Q, t, rows, a1)
 end
 
@@ -641,7 +651,7 @@ function M.batch(opts)
         error(FNAME .. ': key is for argument_type "list" only (rows of dike.arrays are not deduplicated)', 2)
     end
     local array_mode = arg_type == "array"
-    local entry = array_mode and array_call or (key and checked_call or list_call)
+    local entry = array_mode and array_call or list_call
 
     return function(fn)
         options.callable(FNAME, fn)

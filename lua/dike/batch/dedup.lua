@@ -30,6 +30,11 @@ local function named_row(t, r)
     return row
 end
 
+--- The key of a one-row call's only value (a one-sequence call: the common case).
+function M.key(key, v)
+    return checked(key(v), 1)
+end
+
 --- The keys of a checked call of `rows` rows (arguments ...): the key when it has one row,
 --- else the list of its rows' keys. Raises (to the caller) a key that is nil or NaN, or
 --- whatever `key` raises.
