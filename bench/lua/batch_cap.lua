@@ -24,9 +24,10 @@ local json = require("service.json")
 local interp = arg[-1] or "luajit"
 local figures, stats
 harness.run("batch_cap.lua", function()
-    local service = harness.start_service(interp, { "--fail-rate", "0", "--max-concurrent-batches", tostring(cap) },
-                                          n + 60)
-    figures = harness.wrk(service.port, { threads = 2, connections = tonumber(os.getenv("CONNS") or 128), duration = n })
+    local args = { "--fail-rate", "0", "--max-concurrent-batches", tostring(cap) }
+    local service = harness.start_service(interp, args, n + 60)
+    local connections = tonumber(os.getenv("CONNS") or 128)
+    figures = harness.wrk(service.port, { threads = 2, connections = connections, duration = n })
     local res = client.get("127.0.0.1", service.port, "/stats", 10)
     stats = res and json.decode(res.body) or {}
     uv.kill(service.pid, "sigterm")

@@ -21,8 +21,8 @@ local service = require("service.app")
 local json = require("service.json")
 
 local USAGE = "usage: main.lua [--port N] [--no-batch] [--batch-size N] [--max-batch N] [--max-wait S]"
-    .. " [--max-concurrent-batches N] [--overhead S] [--per-row S] [--model-slots N] [--limit N] [--queue N] [--fail-rate P]"
-    .. " [--attempts N] [--retry-delay S] [--seed N] [--duration S] [--quiet]"
+    .. " [--max-concurrent-batches N] [--overhead S] [--per-row S] [--model-slots N] [--limit N] [--queue N]"
+    .. " [--fail-rate P] [--attempts N] [--retry-delay S] [--seed N] [--duration S] [--quiet]"
 
 local FLAGS = { ["batch-size"] = "batch_size", ["max-batch"] = "max_batch", ["max-wait"] = "max_wait",
                 ["max-concurrent-batches"] = "max_concurrent",
