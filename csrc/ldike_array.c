@@ -89,18 +89,9 @@ static int check_elemtype(lua_State *L, int arg) {
   return type;
 }
 
-/* Whether the value on top fits `type` (5.3+ integers are checked exactly,
- * so int64 arrays keep all 64 bits there). */
-static int value_fits(lua_State *L, int type) {
-#if LUA_VERSION_NUM >= 503
-  if (lua_isinteger(L, -1))
-    return dike_elemtype_check_int64(type, (int64_t)lua_tointeger(L, -1)) ==
-           0;
-#endif
-  return dike_elemtype_check(type, (double)lua_tonumber(L, -1)) == 0;
-}
-
-/* 0, or an error code if the value no longer fits (see l_array). */
+/* Store the number on top as element i: 0, or DIKE_ERANGE if it does not
+ * fit (5.3+ integers are checked exactly, so int64 arrays keep all 64 bits
+ * there). */
 static int store_value(lua_State *L, dike_array *a, size_t i) {
   if (lua_type(L, -1) != LUA_TNUMBER)
     return DIKE_EINVAL;
@@ -109,13 +100,6 @@ static int store_value(lua_State *L, dike_array *a, size_t i) {
     return dike_array_set_int64(a, i, (int64_t)lua_tointeger(L, -1));
 #endif
   return dike_array_set(a, i, (double)lua_tonumber(L, -1));
-}
-
-/* The second pass of array() reads the list again after
- * allocating, and an allocation may run a __gc finalizer that changes the
- * list: such a change is refused rather than trusted. */
-static void list_changed(lua_State *L, const char *fn) {
-  ldike_error(L, "dike.%s: the list changed while it was being read", fn);
 }
 
 /* core.array(list [, elemtype [, width]]) */
@@ -136,13 +120,17 @@ static int l_array(lua_State *L) {
     ldike_argerror(L, 1, "#list must be a multiple of width %zu, got %zu",
                    width, len);
   n = (int)len;
-  /* Check every value before allocating, then fill without checks. */
+  /* One pass, after allocating: each element is read once, checked and
+   * stored (an allocation may run a __gc finalizer that changes the list;
+   * reading afterwards, what is stored is what was checked). A refused
+   * element leaves the new array to the GC. */
+  a = new_array(L, type, width, len / width);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
     if (lua_type(L, -1) != LUA_TNUMBER)
       ldike_argerror(L, 1, "element %d must be a number, got %s", i,
                      luaL_typename(L, -1));
-    if (!value_fits(L, type))
+    if (store_value(L, a, (size_t)(i - 1)) != 0)
       ldike_argerror(L, 1, "element %d must fit %s, got %s", i,
                      dike_elemtype_name(type),
                      ldike_valstr(L, -1, buf, sizeof buf));
@@ -150,13 +138,6 @@ static int l_array(lua_State *L) {
   }
   if (ldike_hole_above(L, 1, len)) /* elements past a hole would be dropped */
     ldike_argerror(L, 1, "element %zu must be a number, got nil", len + 1);
-  a = new_array(L, type, width, len / width);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    if (store_value(L, a, (size_t)(i - 1)) != 0)
-      list_changed(L, "array");
-    lua_pop(L, 1);
-  }
   return 1;
 }
 
@@ -347,22 +328,28 @@ static int l_split(lua_State *L) {
   return 1;
 }
 
-/* For LuaJIT's FFI: the address of the append that dike.batch's array mode
- * calls for every call, so that the call runs as compiled code (through
- * the Lua C API, a call here cost ~2,000 instructions of trace exits on
- * the caller's path, more than the copy). The module exports no other
+/* For LuaJIT's FFI. (1) The address of the append that dike.batch's array
+ * mode calls for every call, so that the call runs as compiled code
+ * (through the Lua C API, a call here cost ~2,000 instructions of trace
+ * exits on the caller's path, more than the copy). (2) The layout of an
+ * array's header, the dike_array at the start of its userdata, so that
+ * lua/dike/array.lua reads a[i] and #a through the FFI: compiled, where a
+ * C __index exits the trace of every read. The module exports no other
  * symbol: core.array_ffi() returns a light userdata that the FFI casts to
- * this layout; magic and version first, so a mismatch is seen and the C
- * API used instead. append(buf, src) takes two dike.array userdata (their
- * payloads: the FFI's void * of a userdata) that the caller has checked
- * are arrays, and returns src's rows once appended, or a negative DIKE_E*
- * code (DIKE_EFULL: no room; DIKE_EMISMATCH: type or width). */
+ * this layout; magic and version first, so that a mismatch is seen and the
+ * C API used instead. append(buf, src) takes two dike.array userdata
+ * (their payloads: the FFI's void * of a userdata) that the caller has
+ * checked are arrays, and returns src's rows once appended, or a negative
+ * DIKE_E* code (DIKE_EFULL: no room; DIKE_EMISMATCH: type or width). */
 #define LDIKE_ARRAY_FFI_MAGIC 0x79617261u /* "aray" in little-endian bytes */
 #define LDIKE_ARRAY_FFI_VERSION 1u
 typedef struct ldike_array_ffi {
   uint32_t magic;
   uint32_t version;
   double (*append)(void *buf, const void *src);
+  uint32_t size;                               /* sizeof(dike_array) */
+  uint32_t data, nrows, caprows, width, type; /* offsets of its fields */
+  int32_t types[DIKE_ELEMTYPE_COUNT_];         /* double, float, int32, int64, uint8 */
 } ldike_array_ffi;
 
 static double ffi_append(void *buf, const void *src) {
@@ -376,7 +363,16 @@ static double ffi_append(void *buf, const void *src) {
 }
 
 static const ldike_array_ffi array_ffi = {
-    LDIKE_ARRAY_FFI_MAGIC, LDIKE_ARRAY_FFI_VERSION, ffi_append};
+    LDIKE_ARRAY_FFI_MAGIC,
+    LDIKE_ARRAY_FFI_VERSION,
+    ffi_append,
+    (uint32_t)sizeof(dike_array),
+    (uint32_t)offsetof(dike_array, data),
+    (uint32_t)offsetof(dike_array, nrows),
+    (uint32_t)offsetof(dike_array, caprows),
+    (uint32_t)offsetof(dike_array, width),
+    (uint32_t)offsetof(dike_array, type),
+    {DIKE_DOUBLE, DIKE_FLOAT, DIKE_INT32, DIKE_INT64, DIKE_UINT8}};
 
 static int l_ffi(lua_State *L) {
   lua_pushlightuserdata(L, (void *)&array_ffi); /* read only */

@@ -405,4 +405,67 @@ describe("dike.core arrays", function()
       assert.is_false(core.is_array())
     end)
   end)
+
+  describe("a[i] and #a through dike.array (LuaJIT: read through the FFI)", function()
+    local array_mod = require("dike.array")
+
+    it("is in use on LuaJIT only", function()
+      assert.equal(jit ~= nil, array_mod.ffi)
+      assert.equal(core.array, array_mod.array)
+    end)
+
+    it("reads every type as a:get does, and #a", function()
+      local cases = {
+        double = { 1.5, -0.0, INF, -INF, 1e300, 5e-324 },
+        float = { 0.1, -2.5, INF, 3.4e38 },
+        int32 = { -2147483648, 2147483647, 0, -1 },
+        int64 = { 2 ^ 40, -(2 ^ 53), 7, 0 },
+        uint8 = { 0, 255, 200, 1 },
+      }
+      for t, values in pairs(cases) do
+        local a = array_mod.array(values, t)
+        assert.equal(#values, #a)
+        for i = 1, #values do
+          local v = a[i]
+          assert.equal(a:get(i), v, t .. " element " .. i)
+          assert.equal(1 / a:get(i), 1 / v) -- the sign of zero too
+        end
+      end
+      local nan = array_mod.array({ NAN })[1]
+      assert.is_true(nan ~= nan)
+      assert.equal(0, #array_mod.array({}))
+      assert.equal(3, #array_mod.array({ 1, 2, 3, 4, 5, 6 }, "int32", 2))
+    end)
+
+    it("leaves everything else to the core, with its messages", function()
+      local a = array_mod.array({ 10, 20, 30 })
+      local w = array_mod.array({ 1, 2, 3, 4 }, "int32", 2)
+      assert.equal("dike.array: index must be an integer in [1, 3], got 0", err_of(function() return a[0] end))
+      assert.equal("dike.array: index must be an integer in [1, 3], got 4", err_of(function() return a[4] end))
+      assert.equal("dike.array: index must be an integer in [1, 3], got 1.5", err_of(function() return a[1.5] end))
+      assert.equal("dike.array: index must be an integer in [1, 3], got nan", err_of(function() return a[NAN] end))
+      assert.equal("dike.array: a[i] needs width 1, got width 2 (use a:get(row, col))",
+        err_of(function() return w[1] end))
+      assert.is_nil(a.nope)
+      assert.is_nil(a[{}])
+      assert.equal(20, a:get(2))
+      assert.same({ 10, 20, 30 }, a:totable())
+      assert.equal("double", a:type())
+      -- called on something else than an array, the metamethods refuse it (never read it)
+      local mt = getmetatable(a)
+      for _, x in ipairs({ io.stdout, core.backoff(1, 2), {}, 1, "s" }) do
+        assert.is_false((pcall(mt.__index, x, 1)))
+        assert.is_false((pcall(mt.__index, x, "get")))
+        assert.is_false((pcall(mt.__len, x)))
+      end
+    end)
+
+    it("reads a batch buffer's rows in use only", function()
+      local buf = core.array_buffer(array_mod.array({ 0 }), 8)
+      core.array_append(buf, array_mod.array({ 4, 5 }))
+      assert.equal(2, #buf)
+      assert.equal(5, buf[2])
+      assert.equal("dike.array: index must be an integer in [1, 2], got 3", err_of(function() return buf[3] end))
+    end)
+  end)
 end)

@@ -1,7 +1,6 @@
 --- dike: retry, limit_jobs and batch for coroutines on an event loop (luv, Neovim, OpenResty).
 -- This module assembles the public API; README.md and docs/ document it.
 local rt = require("dike.runtime")
-local core = require("dike.core")
 local errors = require("dike.errors")
 local log = require("dike.log")
 local stats = require("dike.stats")
@@ -9,6 +8,7 @@ local task = require("dike.task")
 local retry = require("dike.retry")
 local limit_jobs = require("dike.limit_jobs")
 local batch = require("dike.batch")
+local array = require("dike.array")
 
 local dike = {
     _VERSION = "dike scm",
@@ -17,7 +17,7 @@ local dike = {
     batch = batch.batch,
     fail = batch.fail,
     flush = batch.flush,
-    array = core.array,
+    array = array.array,
     gather = task.gather,
     wrap = task.wrap,
     set_logger = log.set_logger,

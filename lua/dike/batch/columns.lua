@@ -96,7 +96,7 @@ local function append_all(Q, rows, ...)
         local v = (select(colj[c], ...))
         local k = colk[c]
         if k ~= nil then v = v[k] end
-        local buf = array_append(cols[c], v)
+        local buf = M.append_call(cols[c], v)
         -- (the call was checked against the batch's kinds: a refusal here is dike's bug)
         if buf == nil then error("dike.batch: internal error: a checked array was refused", 0) end
         cols[c] = buf
