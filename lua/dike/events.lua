@@ -1,0 +1,143 @@
+--- Events (dike.on_event): one observer for every wrapper, told what the tools decide (a
+-- retry, a rejection, a batch sent, a breaker's state change...).
+--
+-- Cost. Tools call `emit(tool, name, event, k1, v1, ...)` where the event happens; with no
+-- observer installed that is one upvalue test and a return: no table, no clock read. A
+-- tool whose extra fields need work to compute tests `M.observed()` first.
+--
+-- Containment. The observer is user code, run synchronously where the event happens,
+-- often inside a tool's bookkeeping or a loop callback. It runs in a coroutine of its own
+-- (one, reused while observers return normally), so that:
+--   * an error it raises stays there: the event is bypassed and the logger told, once;
+--   * a wait (dike.sleep, a batched call...) cannot suspend the code that emitted the
+--     event: it raises where the observer waits (the coroutine is not a task that dike
+--     can park);
+--   * a coroutine.yield comes back here: the observer is resumed (a wait dike had parked
+--     there sees a resume that is not dike's and raises) until it ends, at most a few
+--     times; one that keeps yielding is dropped. Either way the event counts as bypassed.
+local rt = require("dike.runtime")
+local log = require("dike.log")
+local show = require("dike.options").show
+
+local type, error, pcall, tostring = type, error, pcall, tostring
+local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+local io_stderr = io.stderr
+
+local M = {}
+
+local observer = nil    -- the installed fn(event), or nil
+local runner = nil      -- an idle coroutine that runs observers (nil: make one when needed)
+local DONE = {}         -- what the runner yields after each observer call (never user data)
+local MAX_RESUMES = 8   -- resumes of an observer that yields before it is dropped
+
+--- tostring that cannot fail: a value whose __tostring raises (or returns no string) is
+--- shown by its type, with a note.
+local function describe(v)
+    local ok, s = pcall(tostring, v)
+    if ok and type(s) == "string" then return s end
+    return "<" .. type(v) .. "> (its __tostring failed)"
+end
+M.describe = describe
+
+--- Log through the default logger; a logger that raises is bypassed for this message,
+--- which goes to stderr as the built-in logger writes it, with a note.
+local function report(message)
+    local ok, err = pcall(log.log, "error", message)
+    if not ok then
+        io_stderr:write("ERROR:dike:", message, " (the installed logger failed: ", describe(err), ")\n")
+    end
+end
+
+-- The body of a runner: call observers one after the other, yielding DONE after each.
+local function runner_body(fn, event)
+    while true do
+        local ok, err = pcall(fn, event)
+        fn, event = co_yield(DONE, ok, err)
+    end
+end
+
+local function what(event)
+    return "event " .. describe(event.event) .. " of " .. describe(event.tool) .. " " .. describe(event.name)
+end
+
+-- Run `fn(event)` in `co`; returns whether `co` can run the next observer.
+local function run_in(co, fn, event)
+    local ok, tag, fn_ok, err = co_resume(co, fn, event)
+    if ok and tag == DONE then
+        if not fn_ok then
+            report("event observer raised (bypassed for " .. what(event) .. "): " .. describe(err))
+        end
+        return true
+    end
+    -- It yielded (or the resume itself failed: a C stack overflow from observers that emit
+    -- events recursively). Resume it until it ends; a wait that dike parked raises there.
+    local resumes = 0
+    while ok and tag ~= DONE and resumes < MAX_RESUMES and co_status(co) == "suspended" do
+        resumes = resumes + 1
+        ok, tag, fn_ok, err = co_resume(co)
+    end
+    if not ok then
+        report("event observer failed (bypassed for " .. what(event) .. "): " .. describe(tag))
+        return false
+    end
+    if tag ~= DONE then
+        report("event observer yielded (bypassed for " .. what(event) .. "): observers must not wait;"
+               .. " it was dropped after " .. resumes .. " resumes")
+        return false
+    end
+    report("event observer yielded (bypassed for " .. what(event) .. "): observers must not wait"
+           .. (fn_ok and "" or "; then it raised: " .. describe(err)))
+    return true
+end
+
+local function deliver(fn, event)
+    local co = runner
+    if co == nil then
+        co = co_create(runner_body)
+    else
+        runner = nil -- busy: an event emitted by this observer gets a coroutine of its own
+    end
+    if run_in(co, fn, event) and runner == nil then runner = co end
+end
+
+--- Tell the observer, if any: event {tool, name, event, time, k1 = v1, ...}.
+--- Up to four extra fields; a nil key ends the list.
+---@param tool string
+---@param name string
+---@param event string
+function M.emit(tool, name, event, k1, v1, k2, v2, k3, v3, k4, v4)
+    local fn = observer
+    if fn == nil then return end
+    local e = { tool = tool, name = name, event = event, time = rt.now() }
+    if k1 ~= nil then
+        e[k1] = v1
+        if k2 ~= nil then
+            e[k2] = v2
+            if k3 ~= nil then
+                e[k3] = v3
+                if k4 ~= nil then e[k4] = v4 end
+            end
+        end
+    end
+    deliver(fn, e)
+end
+
+--- Whether an observer is installed (for emitters whose fields cost something to compute).
+---@return boolean
+function M.observed()
+    return observer ~= nil
+end
+
+--- Install the observer of every wrapper's events; nil removes it. Returns the previous one.
+---@param fn fun(event: table)|nil
+---@return fun(event: table)|nil
+function M.on_event(fn)
+    if fn ~= nil and type(fn) ~= "function" then
+        error("dike.on_event: observer must be a function or nil, got " .. show(fn), 2)
+    end
+    local previous = observer
+    observer = fn
+    return previous
+end
+
+return M
