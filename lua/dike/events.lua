@@ -21,7 +21,6 @@ local show = require("dike.options").show
 
 local type, error, pcall, tostring = type, error, pcall, tostring
 local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
-local io_stderr = io.stderr
 
 local M = {}
 
@@ -44,7 +43,7 @@ M.describe = describe
 local function report(message)
     local ok, err = pcall(log.log, "error", message)
     if not ok then
-        io_stderr:write("ERROR:dike:", message, " (the installed logger failed: ", describe(err), ")\n")
+        io.stderr:write("ERROR:dike:", message, " (the installed logger failed: ", describe(err), ")\n")
     end
 end
 

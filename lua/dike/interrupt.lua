@@ -2,7 +2,7 @@
 -- releasing what the wait holds exactly as a cancellation does (its hook runs: a queue place
 -- is given up, batch rows are withdrawn, a slot handed over is given back, a timer stops),
 -- and raise `err` where it waits. Returns false when `w` is not waiting in dike (it is
--- running, or has ended), or when a cancellation is already on its way to it.
+-- running, or has ended), or when an error (a cancellation...) is already on its way to it.
 --
 -- This is the runtime's `rt.interrupt`. Runtimes that do not provide it yet get the adapter
 -- below, which does on today's task records (dike.task_record) what Task:cancel does, with
@@ -10,17 +10,15 @@
 -- wait record's fields; delete it once every runtime has rt.interrupt.
 local rt = require("dike.runtime")
 local task_record = require("dike.task_record")
-local errors = require("dike.errors")
 
-local getmetatable = getmetatable
 local WAITING, READY = task_record.WAITING, task_record.READY
-local CancelledError = errors.CancelledError
 
 local function adapter(w, err)
     local s = w.state
     if s ~= WAITING and s ~= READY then return false end
-    -- Woken but not resumed yet: a pending cancellation wins; a pending value is dropped.
-    if s == READY and not w.ok and getmetatable(w.value) == CancelledError then return false end
+    -- Woken but not resumed yet: a pending error (a cancellation, an earlier interrupt)
+    -- stays; a pending value is dropped.
+    if s == READY and not w.ok then return false end
     local hook = w.hook
     if hook then
         w.hook = nil
