@@ -68,7 +68,8 @@ describe("dike.on_event", function()
         restore()
         assert.equal(2, #seen)
         assert.same({ "timeout", "w", "timeout", 0.01 }, { seen[1].tool, seen[1].name, seen[1].event, seen[1].seconds })
-        assert.same({ "timeout", "b", "timeout", 0.001 }, { seen[2].tool, seen[2].name, seen[2].event, seen[2].seconds })
+        assert.same({ "timeout", "b", "timeout", 0.001 },
+                    { seen[2].tool, seen[2].name, seen[2].event, seen[2].seconds })
     end)
 
     it("with no observer, emitting builds no table and reads no clock", function()
@@ -185,12 +186,12 @@ describe("dike.on_event", function()
     it("a logger that raises while an observer's failure is reported: stderr takes the message", function()
         local written = {}
         local real = io.stderr
-        io.stderr = { write = function(_, ...) for _, s in ipairs({ ... }) do written[#written + 1] = s end end }
+        io.stderr = { write -- luacheck: ignore 122 = function(_, ...) for _, s in ipairs({ ... }) do written[#written + 1] = s end end }
         local previous = dike.set_logger(function() error("logger broke", 0) end)
         dike.on_event(function() error("observer broke", 0) end)
         local ok, err = pcall(events.emit, "retry", "r", "give_up")
         dike.set_logger(previous)
-        io.stderr = real
+        io.stderr = real -- luacheck: ignore 122
         assert.is_true(ok, tostring(err))
         assert.equal("ERROR:dike:event observer raised (bypassed for event give_up of retry r): observer broke"
                      .. " (the installed logger failed: logger broke)\n", table.concat(written))
