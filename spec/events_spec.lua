@@ -186,7 +186,8 @@ describe("dike.on_event", function()
     it("a logger that raises while an observer's failure is reported: stderr takes the message", function()
         local written = {}
         local real = io.stderr
-        io.stderr = { write -- luacheck: ignore 122 = function(_, ...) for _, s in ipairs({ ... }) do written[#written + 1] = s end end }
+        local fake = { write = function(_, ...) for _, s in ipairs({ ... }) do written[#written + 1] = s end end }
+        io.stderr = fake -- luacheck: ignore 122
         local previous = dike.set_logger(function() error("logger broke", 0) end)
         dike.on_event(function() error("observer broke", 0) end)
         local ok, err = pcall(events.emit, "retry", "r", "give_up")
