@@ -47,11 +47,17 @@ local function report(message)
     end
 end
 
--- The body of a runner: call observers one after the other, yielding DONE after each.
+-- The body of a runner: call observers one after the other, yielding DONE after each. Its
+-- outcome is handed over in two upvalues, and the locals are cleared before the runner
+-- waits for the next one: an idle runner keeps no observer, event or error alive.
+local result_ok, result_err
 local function runner_body(fn, event)
     while true do
         local ok, err = pcall(fn, event)
-        fn, event = co_yield(DONE, ok, err)
+        fn, event = nil, nil -- luacheck: ignore 311
+        result_ok, result_err = ok, err
+        ok, err = nil, nil -- luacheck: ignore 311
+        fn, event = co_yield(DONE)
     end
 end
 
@@ -61,7 +67,9 @@ end
 
 -- Run `fn(event)` in `co`; returns whether `co` can run the next observer.
 local function run_in(co, fn, event)
-    local ok, tag, fn_ok, err = co_resume(co, fn, event)
+    local ok, tag = co_resume(co, fn, event)
+    local fn_ok, err = result_ok, result_err
+    result_ok, result_err = nil, nil
     if ok and tag == DONE then
         if not fn_ok then
             report("event observer raised (bypassed for " .. what(event) .. "): " .. describe(err))
@@ -73,8 +81,10 @@ local function run_in(co, fn, event)
     local resumes = 0
     while ok and tag ~= DONE and resumes < MAX_RESUMES and co_status(co) == "suspended" do
         resumes = resumes + 1
-        ok, tag, fn_ok, err = co_resume(co)
+        ok, tag = co_resume(co)
     end
+    fn_ok, err = result_ok, result_err
+    result_ok, result_err = nil, nil
     if not ok then
         report("event observer failed (bypassed for " .. what(event) .. "): " .. describe(tag))
         return false
