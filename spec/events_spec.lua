@@ -156,20 +156,33 @@ describe("dike.on_event", function()
             steps[#steps + 1] = "after"
         end)
         local cb = dike.circuit_breaker{ name = "y" }
-        cb:isolate()
+        dike.run(function() cb:isolate() end) -- emitted where it could yield: in a coroutine
         assert.same({ "before", "after" }, steps)
         assert.equal("event observer yielded (bypassed for event state of circuit_breaker y): observers must not"
                      .. " wait", logs[#logs].message)
         dike.on_event(function() while true do coroutine.yield() end end)
-        cb:reset()
+        dike.run(function() cb:reset() end)
         assert.equal("event observer yielded (bypassed for event state of circuit_breaker y): observers must not"
                      .. " wait; it was dropped after 8 resumes", logs[#logs].message)
         assert.equal("closed", cb:state())
-        -- the next observer runs normally
+        -- the next observer runs normally, in a coroutine and on the main thread
         local seen, restore = record()
-        cb:isolate()
+        dike.run(function() cb:isolate() end)
+        cb:reset()
         restore()
-        assert.equal("isolated", seen[1].to)
+        assert.same({ "isolated", "closed" }, { seen[1].to, seen[2].to })
+    end)
+
+    it("on the main thread (a loop callback), a yield raises there and is reported like an error", function()
+        local after = false
+        dike.on_event(function()
+            coroutine.yield()
+            after = true
+        end)
+        dike.circuit_breaker{ name = "m" }:isolate()
+        assert.is_false(after)
+        assert.matches("^event observer raised %(bypassed for event state of circuit_breaker m%): .*yield",
+                       logs[#logs].message)
     end)
 
     it("events emitted by an observer reach it too, in order", function()

@@ -6,8 +6,9 @@
 -- tool whose extra fields need work to compute tests `M.observed()` first.
 --
 -- Containment. The observer is user code, run synchronously where the event happens,
--- often inside a tool's bookkeeping or a loop callback. It runs in a coroutine of its own
--- (one, reused while observers return normally), so that:
+-- often inside a tool's bookkeeping or a loop callback. Where the emitting code could yield
+-- (in a coroutine) the observer runs in a coroutine of its own (one, reused while observers
+-- return normally), so that:
 --   * an error it raises stays there: the event is bypassed and the logger told, once;
 --   * a wait (dike.sleep, a batched call...) cannot suspend the code that emitted the
 --     event: it raises where the observer waits (the coroutine is not a task that dike
@@ -15,12 +16,27 @@
 --   * a coroutine.yield comes back here: the observer is resumed (a wait dike had parked
 --     there sees a resume that is not dike's and raises) until it ends, at most a few
 --     times; one that keeps yielding is dropped. Either way the event counts as bypassed.
+-- Where nothing can yield (a loop callback on the main thread) a pcall is enough: a wait
+-- raises there anyway, and a yield is an error.
 local rt = require("dike.runtime")
 local log = require("dike.log")
 local show = require("dike.options").show
 
 local type, error, pcall, tostring = type, error, pcall, tostring
 local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
+-- Whether the running code could yield (LuaJIT 2.1 and Lua 5.3+ say so; on 5.2, only the
+-- main thread cannot).
+local can_yield = coroutine.isyieldable or function()
+    local _, main = coroutine.running()
+    return not main
+end
+
+-- Tables of a known size made at that size (LuaJIT); elsewhere they grow as usual.
+local new_tab = (function()
+    local ok, fn = pcall(require, "table.new")
+    if ok then return fn end
+    return function() return {} end
+end)()
 
 local M = {}
 
@@ -100,6 +116,13 @@ local function run_in(co, fn, event)
 end
 
 local function deliver(fn, event)
+    -- Where nothing can yield (a loop callback on the main thread), nothing can wait either:
+    -- a plain pcall contains the observer.
+    if not can_yield() then
+        local ok, err = pcall(fn, event)
+        if not ok then report("event observer raised (bypassed for " .. what(event) .. "): " .. describe(err)) end
+        return
+    end
     local co = runner
     if co == nil then
         co = co_create(runner_body)
@@ -117,7 +140,8 @@ end
 function M.emit(tool, name, event, k1, v1, k2, v2, k3, v3, k4, v4)
     local fn = observer
     if fn == nil then return end
-    local e = { tool = tool, name = name, event = event, time = rt.now() }
+    local e = new_tab(0, 8)
+    e.tool, e.name, e.event, e.time = tool, name, event, rt.now()
     if k1 ~= nil then
         e[k1] = v1
         if k2 ~= nil then
