@@ -206,7 +206,7 @@ describe("garbage collection", function()
         local weak = new_weak()
         local function use()
             local fn = function(d) dike.sleep(d) return { d } end
-            local g = dike.timeout{ seconds = 0.02 }(fn)
+            local g = dike.timeout{ seconds = 0.2 }(fn)
             weak.g, weak.fn = g, fn
             dike.run(function()
                 weak.result = g(0.001)

@@ -95,7 +95,7 @@ describe("dike.timeout", function()
 
     it("concurrent calls each time out at their own deadline, in order", function()
         local order = {}
-        local g = dike.timeout{ seconds = 0.05 }(function(i, d)
+        local g = dike.timeout{ seconds = 0.2 }(function(i, d)
             dike.sleep(d)
             return i
         end)
@@ -103,7 +103,7 @@ describe("dike.timeout", function()
             local items = {}
             for i = 1, 6 do
                 items[i] = function()
-                    dike.sleep(0.005 * i)
+                    dike.sleep(0.01 * i)
                     local ok, v = pcall(g, i, i % 2 == 0 and 0.001 or 10)
                     order[#order + 1] = i
                     return ok and v or getmetatable(v)
@@ -121,7 +121,7 @@ describe("dike.timeout", function()
     it("retry(timeout(fn)) retries each timed-out attempt", function()
         local logs, restore = support.capture_logs(dike)
         local attempts = 0
-        local g = dike.retry{ attempts = 4, log_exception_info = false }(dike.timeout{ seconds = 0.02, name = "t" }(
+        local g = dike.retry{ attempts = 4, log_exception_info = false }(dike.timeout{ seconds = 0.2, name = "t" }(
             function()
                 attempts = attempts + 1
                 dike.sleep(attempts < 3 and 10 or 0.001)
@@ -132,7 +132,7 @@ describe("dike.timeout", function()
         assert.is_true(ok, tostring(r))
         assert.equal(3, r)
         assert.equal(2, #logs)
-        assert.equal("Caught exception Call to function t timed out after 0.02s. Retrying in 0s ...", logs[1].message)
+        assert.equal("Caught exception Call to function t timed out after 0.2s. Retrying in 0s ...", logs[1].message)
     end)
 
     it("releases a queued limit_jobs place; the queue goes on in order", function()
@@ -145,7 +145,7 @@ describe("dike.timeout", function()
         end)
         local bounded = dike.timeout{ seconds = 0.02 }(work)
         dike.run(function()
-            local first = dike.spawn(work, 1, 0.06)
+            local first = dike.spawn(work, 1, 0.5)
             local second = dike.spawn(bounded, 2, 0) -- queued behind first: times out there
             local third = dike.spawn(work, 3, 0)     -- queued behind second
             assert.equal(dike.TimeoutError, getmetatable(support.error_of(second.join, second)))
@@ -226,7 +226,7 @@ describe("dike.timeout", function()
     end)
 
     it("a wrapper used again after its calls ended starts afresh (no timer between calls)", function()
-        local g = dike.timeout{ seconds = 0.02 }(function(d) dike.sleep(d) return d end)
+        local g = dike.timeout{ seconds = 0.2 }(function(d) dike.sleep(d) return d end)
         dike.run(function()
             for _ = 1, 3 do
                 assert.equal(0.001, g(0.001))
