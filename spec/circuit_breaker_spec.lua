@@ -371,15 +371,15 @@ describe("dike.circuit_breaker", function()
         end
     end)
 
-    it("a predicate that raises counts as no match, and the logger is told", function()
+    it("a predicate that raises: its error is the call's, counted as a failure", function()
         local c = fake_clock()
-        local cb = dike.circuit_breaker{ window = 1, minimum_calls = 1, clock = c.now,
+        local cb = dike.circuit_breaker{ window = 1, minimum_calls = 1, clock = c.now, name = "p",
                                          exception_types = function() error("bad predicate", 0) end }
         local g = cb(function() error("x", 0) end)
-        assert.equal("x", support.error_of(g))
-        assert.equal("closed", cb:state())
-        assert.same({ "error: dike.circuit_breaker: an exception_types predicate raised (the error counts as"
-                      .. " not matching): bad predicate" }, messages(logs))
+        assert.equal("bad predicate", support.error_of(g))
+        assert.equal("open", cb:state())
+        assert.equal(1, dike.stats(g).failures)
+        assert.same({ "warning: Circuit p opened: failure rate 1 over 1 calls" }, messages(logs))
     end)
 
     it("cancelled calls count neither way, even with CancelledError in exception_types", function()

@@ -18,8 +18,8 @@ local options = require("dike.options")
 local stats = require("dike.stats")
 local circuit_state = require("dike.circuit_state")
 
-local error, pcall, getmetatable, setmetatable, type, format =
-    error, pcall, getmetatable, setmetatable, type, string.format
+local error, pcall, getmetatable, setmetatable, rawequal, type, format =
+    error, pcall, getmetatable, setmetatable, rawequal, type, string.format
 local huge = math.huge
 local CancelledError, CircuitOpen = errors.CancelledError, errors.CircuitOpen
 local describe, emit = events.describe, events.emit
@@ -69,13 +69,15 @@ local function reject(B, retry_after)
 end
 
 -- A call admitted in period `gen` raised `err`: count it (or not), then raise it unchanged.
+-- An exception_types predicate that raises makes its error the call's, counted as a failure.
 local function failed(B, S, gen, trial, t_end, slow, err)
-    if getmetatable(err) == CancelledError then
+    if rawequal(getmetatable(err), CancelledError) then
         S:forget(gen, trial)
-    else
-        S:record(gen, trial, t_end or B.clock(), B.matches(err), slow)
+        error(err, 0)
     end
-    error(err, 0)
+    local ok, failure = pcall(B.matches, err)
+    S:record(gen, trial, t_end or B.clock(), failure or not ok, slow)
+    error(ok and err or failure, 0)
 end
 
 -- The fast path's end (closed, count window, no timing).
@@ -96,7 +98,7 @@ local function timed_done(B, S, gen, trial, start, ok, ...)
         return ...
     end
     local err = ...
-    return failed(B, S, gen, trial, t_end, slow and getmetatable(err) ~= CancelledError, err)
+    return failed(B, S, gen, trial, t_end, slow, err)
 end
 
 local function guarded_call(B, S, fn, ...)

@@ -6,21 +6,26 @@
 -- dike.CancelledError matches only when that class itself is given: patterns and
 -- predicates never see it, so a cancellation is never retried or counted by accident.
 --
--- Matching runs user code (__tostring, predicates) on the caller's path: it cannot raise.
--- An error whose tostring fails matches no pattern; a predicate that raises counts as "no
--- match" and the logger is told.
+-- Matching runs user code on the caller's path. An error's __tostring cannot break it: an
+-- error whose tostring fails matches no pattern. A predicate that raises raises out of the
+-- matcher: the tool decides what that means (retry and circuit_breaker give that error to
+-- the caller, as if the function had raised it). Metatables are compared with rawequal, so no
+-- __eq of the user's runs.
 local errors = require("dike.errors")
-local log = require("dike.log")
 local options = require("dike.options")
 
-local type, getmetatable, rawget, tostring, error, pcall, format, find =
-    type, getmetatable, rawget, tostring, error, pcall, string.format, string.find
+local type, getmetatable, rawget, rawequal, tostring, error, pcall, format, find =
+    type, getmetatable, rawget, rawequal, tostring, error, pcall, string.format, string.find
 local CancelledError = errors.CancelledError
 
 local M = {}
 
+local function cancelled(e)
+    return rawequal(getmetatable(e), CancelledError)
+end
+
 local function not_cancelled(e)
-    return getmetatable(e) ~= CancelledError
+    return not cancelled(e)
 end
 
 -- tostring that cannot fail (nil when the value's __tostring fails).
@@ -46,22 +51,14 @@ local function matcher_of(fname, spec)
             error(fname .. ": exception_types pattern " .. format("%q", spec) .. " is invalid: " .. msg, 4)
         end
         return function(e)
-            if getmetatable(e) == CancelledError then return false end
+            if cancelled(e) then return false end
             local s = text_of(e)
             return s ~= nil and find(s, spec) ~= nil
         end
     elseif ts == "function" then
-        return function(e)
-            if getmetatable(e) == CancelledError then return false end
-            local ok, yes = pcall(spec, e)
-            if ok then return yes and true or false end
-            -- (a logger that raises is bypassed: the outcome is the same)
-            pcall(log.log, "error", fname .. ": an exception_types predicate raised (the error counts as"
-                  .. " not matching): " .. (text_of(yes) or "<" .. type(yes) .. "> (its __tostring failed)"))
-            return false
-        end
+        return function(e) return not cancelled(e) and spec(e) and true or false end
     elseif ts == "table" then
-        return function(e) return getmetatable(e) == spec end
+        return function(e) return rawequal(getmetatable(e), spec) end
     end
     bad_spec(fname, spec)
 end
