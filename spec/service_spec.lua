@@ -229,9 +229,11 @@ describe("demo service", function()
 
     it("an outage behind a circuit breaker: 503 with Retry-After while open, 200 again after it", function()
         local logs, restore = require("spec.support").capture_logs(dike)
-        -- down from the start for 0.3 s; the breaker opens after 10 failed model calls
-        local opts = { breaker = true, open_for = 0.1, outage_start = 0, outage_for = 0.3, attempts = 1,
+        -- down from the start for 2 s (time for 11 requests even under valgrind); the breaker
+        -- opens after 10 failed model calls
+        local opts = { breaker = true, open_for = 0.1, outage_start = 0, outage_for = 2, attempts = 1,
                        max_wait = 0.001 }
+        local started = dike.now()
         local ok, err = pcall(with_service, opts, function(server, app)
             local statuses = {}
             for i = 1, 10 do statuses[i] = client.get(HOST, server.port, "/predict?x=" .. i, 5).status end
@@ -240,7 +242,7 @@ describe("demo service", function()
             assert.are.equal(503, r.status)
             assert.are.equal("1", r.headers["retry-after"])
             assert.matches('"detail":"Circuit open for function model! retry after 0%.%d+s"', r.body)
-            dike.sleep(0.35) -- the model is back; the next call is the half-open trial
+            dike.sleep(math.max(0, started + 2.05 - dike.now())) -- the model is back; the next call is the trial
             assert.is_true(predict_ok(client.get(HOST, server.port, "/predict?x=12", 5), 12))
             local s = app.stats()
             assert.are.same({ "closed", 1, 1 }, { s.circuit_breaker.state, s.circuit_breaker.opened,

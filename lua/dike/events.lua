@@ -17,12 +17,12 @@
 --     there sees a resume that is not dike's and raises) until it ends, at most a few
 --     times; one that keeps yielding is dropped. Either way the event counts as bypassed.
 -- Where nothing can yield (a loop callback on the main thread) a pcall is enough: a wait
--- raises there anyway, and a yield is an error.
+-- raises there anyway, and a yield is an error. Inside nginx the coroutine is not reused.
 local rt = require("dike.runtime")
 local log = require("dike.log")
 local show = require("dike.options").show
 
-local type, error, pcall, tostring = type, error, pcall, tostring
+local type, error, pcall, tostring, rawget, _G = type, error, pcall, tostring, rawget, _G
 local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
 -- Whether the running code could yield (LuaJIT 2.1 and Lua 5.3+ say so; on 5.2, only the
 -- main thread cannot).
@@ -42,6 +42,10 @@ local M = {}
 
 local observer = nil    -- the installed fn(event), or nil
 local runner = nil      -- an idle coroutine that runs observers (nil: make one when needed)
+-- Inside nginx a coroutine belongs to the request or timer that made it (resuming it from
+-- another crashes the worker): there every event gets a fresh one.
+local ngx = rawget(_G, "ngx")
+local KEEP_RUNNER = not (type(ngx) == "table" and ngx.get_phase ~= nil)
 local DONE = {}         -- what the runner yields after each observer call (never user data)
 local MAX_RESUMES = 8   -- resumes of an observer that yields before it is dropped
 
@@ -73,6 +77,7 @@ local function runner_body(fn, event)
         fn, event = nil, nil -- luacheck: ignore 311
         result_ok, result_err = ok, err
         ok, err = nil, nil -- luacheck: ignore 311
+        if not KEEP_RUNNER then return DONE end
         fn, event = co_yield(DONE)
     end
 end
@@ -115,21 +120,25 @@ local function run_in(co, fn, event)
     return true
 end
 
+local function contained_call(fn, event)
+    local ok, err = pcall(fn, event)
+    if not ok then report("event observer raised (bypassed for " .. what(event) .. "): " .. describe(err)) end
+end
+
 local function deliver(fn, event)
     -- Where nothing can yield (a loop callback on the main thread), nothing can wait either:
     -- a plain pcall contains the observer.
-    if not can_yield() then
-        local ok, err = pcall(fn, event)
-        if not ok then report("event observer raised (bypassed for " .. what(event) .. "): " .. describe(err)) end
-        return
-    end
+    if not can_yield() then return contained_call(fn, event) end
     local co = runner
     if co == nil then
-        co = co_create(runner_body)
+        local made
+        made, co = pcall(co_create, runner_body)
+        -- (nginx's phases that cannot yield let no coroutine be made: a wait raises there anyway)
+        if not made then return contained_call(fn, event) end
     else
         runner = nil -- busy: an event emitted by this observer gets a coroutine of its own
     end
-    if run_in(co, fn, event) and runner == nil then runner = co end
+    if run_in(co, fn, event) and runner == nil and KEEP_RUNNER then runner = co end
 end
 
 --- Tell the observer, if any: event {tool, name, event, time, k1 = v1, ...}.
