@@ -120,11 +120,11 @@ describe("dike.on_event", function()
     end)
 
     it("an error whose __tostring fails is shown by its type", function()
-        dike.on_event(function() error(setmetatable({}, { __tostring = function() error("no") end })) end)
+        dike.on_event(function() error(setmetatable({}, { __tostring = function() error("no", 0) end })) end)
         local cb = dike.circuit_breaker{ name = "ts" }
         cb:isolate()
         assert.equal("event observer raised (bypassed for event state of circuit_breaker ts): <table> (its"
-                     .. " __tostring failed)", logs[2].message)
+                     .. " __tostring failed: no)", logs[2].message)
     end)
 
     it("an observer that waits gets a raise where it waits; nothing is left behind", function()

@@ -1,10 +1,10 @@
 -- dike.timeout: the deadline ends the wait with TimeoutError and releases what it held;
--- late returns still raise; composition with retry, limit_jobs, batch; cancellation; the
--- interrupt it is built on. Times are short, and only lower bounds are tight (a loaded
+-- late returns still raise; composition with retry, limit_jobs, batch; cancellation; what it
+-- needs of the runtime's interrupt. Times are short, and only lower bounds are tight (a loaded
 -- machine or valgrind makes everything later, never earlier).
 local dike = require("dike")
 local support = require("spec.support")
-local interrupt = require("dike.interrupt")
+local rt = require("dike.runtime")
 
 local clock = support.clock
 
@@ -238,25 +238,17 @@ describe("dike.timeout", function()
     end)
 end)
 
-describe("dike.interrupt (the runtime's interrupt, or its adapter)", function()
-    it("ends a wait with the error and runs its hook; false for a task not waiting", function()
+describe("the runtime's interrupt, as timeout uses it", function()
+    local function interrupt(w, err) return rt.interrupt(w, err) end
+
+    it("ends a wait with the error and runs its hook; false for a task that has ended", function()
         dike.run(function()
             local t = dike.spawn(dike.sleep, 10)
             assert.is_true(interrupt(t, "stop"))
-            assert.is_false(interrupt(t, "again")) -- woken already (READY with an error)
             assert.equal("stop", support.error_of(t.join, t))
             assert.is_false(interrupt(t, "done"))
         end)
-        assert.equal(0, require("dike.runtime").pending().timers) -- the sleep's timer went with it
-    end)
-
-    it("does not replace a cancellation already on its way", function()
-        dike.run(function()
-            local t = dike.spawn(dike.sleep, 10)
-            t:cancel()
-            assert.is_false(interrupt(t, "late"))
-            assert.equal(dike.CancelledError, getmetatable(support.error_of(t.join, t)))
-        end)
+        assert.equal(0, rt.pending().timers) -- the sleep's timer went with it
     end)
 
     it("replaces a value woken but not taken yet", function()
@@ -274,18 +266,18 @@ describe("dike.interrupt (the runtime's interrupt, or its adapter)", function()
         local lim = dike.limit_jobs{ limit = 1, queue = 5 }
         local ran = {}
         local work = lim(function(i) ran[#ran + 1] = i return i end)
-        local release
-        local hold = lim(dike.wrap(function(cb) release = cb end))
         dike.run(function()
-            local holder = dike.spawn(hold)
-            local waiting = dike.spawn(work, 1)
-            local after = dike.spawn(work, 2)
-            release()
-            dike.sleep(0) -- the holder returns, and its slot is handed to `waiting`...
+            local waiting, after
+            -- This task holds the only slot while two callers queue; when it returns, the slot
+            -- is handed to `waiting`, which has not run yet when this task goes on.
+            lim(function()
+                waiting = dike.spawn(work, 1)
+                after = dike.spawn(work, 2)
+                assert.equal(2, dike.stats(lim).queued)
+            end)()
             assert.same({ 1, 1 }, { dike.stats(lim).running, dike.stats(lim).queued })
-            assert.is_true(interrupt(waiting, "timed out")) -- ... which gives it back
+            assert.is_true(interrupt(waiting, "timed out")) -- it gives the slot back, to `after`
             assert.equal("timed out", support.error_of(waiting.join, waiting))
-            assert.is_nil(holder:join())
             assert.equal(2, after:join())
         end)
         assert.same({ 2 }, ran)

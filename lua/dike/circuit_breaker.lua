@@ -22,7 +22,7 @@ local error, pcall, getmetatable, setmetatable, rawequal, type, format =
     error, pcall, getmetatable, setmetatable, rawequal, type, string.format
 local huge = math.huge
 local CancelledError, CircuitOpen = errors.CancelledError, errors.CircuitOpen
-local describe, emit = events.describe, events.emit
+local describe, emit = errors.describe, events.emit
 local OPEN, HALF_OPEN, CLOSED, ISOLATED =
     circuit_state.OPEN, circuit_state.HALF_OPEN, circuit_state.CLOSED, circuit_state.ISOLATED
 

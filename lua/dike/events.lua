@@ -19,10 +19,11 @@
 -- Where nothing can yield (a loop callback on the main thread) a pcall is enough: a wait
 -- raises there anyway, and a yield is an error. Inside nginx the coroutine is not reused.
 local rt = require("dike.runtime")
+local errors = require("dike.errors")
 local log = require("dike.log")
 local show = require("dike.options").show
 
-local type, error, pcall, tostring, rawget, _G = type, error, pcall, tostring, rawget, _G
+local type, error, pcall, rawget, _G = type, error, pcall, rawget, _G
 local co_create, co_resume, co_yield, co_status = coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
 -- Whether the running code could yield (LuaJIT 2.1 and Lua 5.3+ say so; on 5.2, only the
 -- main thread cannot).
@@ -49,14 +50,7 @@ local KEEP_RUNNER = not (type(ngx) == "table" and ngx.get_phase ~= nil)
 local DONE = {}         -- what the runner yields after each observer call (never user data)
 local MAX_RESUMES = 8   -- resumes of an observer that yields before it is dropped
 
---- tostring that cannot fail: a value whose __tostring raises (or returns no string) is
---- shown by its type, with a note.
-local function describe(v)
-    local ok, s = pcall(tostring, v)
-    if ok and type(s) == "string" then return s end
-    return "<" .. type(v) .. "> (its __tostring failed)"
-end
-M.describe = describe
+local describe = errors.describe -- tostring that cannot fail
 
 --- Log through the default logger; a logger that raises is bypassed for this message,
 --- which goes to stderr as the built-in logger writes it, with a note.

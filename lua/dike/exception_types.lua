@@ -6,17 +6,18 @@
 -- dike.CancelledError matches only when that class itself is given: patterns and
 -- predicates never see it, so a cancellation is never retried or counted by accident.
 --
--- Matching runs user code on the caller's path. An error's __tostring cannot break it: an
--- error whose tostring fails matches no pattern. A predicate that raises raises out of the
+-- Matching runs user code on the caller's path. An error's __tostring cannot break it:
+-- patterns are matched against errors.describe(err). A predicate that raises raises out of the
 -- matcher: the tool decides what that means (retry and circuit_breaker give that error to
 -- the caller, as if the function had raised it). Metatables are compared with rawequal, so no
 -- __eq of the user's runs.
 local errors = require("dike.errors")
 local options = require("dike.options")
 
-local type, getmetatable, rawget, rawequal, tostring, error, pcall, format, find =
-    type, getmetatable, rawget, rawequal, tostring, error, pcall, string.format, string.find
+local type, getmetatable, rawget, rawequal, error, pcall, format, find =
+    type, getmetatable, rawget, rawequal, error, pcall, string.format, string.find
 local CancelledError = errors.CancelledError
+local describe = errors.describe
 
 local M = {}
 
@@ -26,13 +27,6 @@ end
 
 local function not_cancelled(e)
     return not cancelled(e)
-end
-
--- tostring that cannot fail (nil when the value's __tostring fails).
-local function text_of(e)
-    local ok, s = pcall(tostring, e)
-    if ok and type(s) == "string" then return s end
-    return nil
 end
 
 -- Errors about the spec blame the caller of the tool: level 4 from matcher_of
@@ -50,11 +44,7 @@ local function matcher_of(fname, spec)
         if not ok then
             error(fname .. ": exception_types pattern " .. format("%q", spec) .. " is invalid: " .. msg, 4)
         end
-        return function(e)
-            if cancelled(e) then return false end
-            local s = text_of(e)
-            return s ~= nil and find(s, spec) ~= nil
-        end
+        return function(e) return not cancelled(e) and find(describe(e), spec) ~= nil end
     elseif ts == "function" then
         return function(e) return not cancelled(e) and spec(e) and true or false end
     elseif ts == "table" then

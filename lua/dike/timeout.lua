@@ -1,7 +1,7 @@
 --- dike.timeout: bound the time of a call. fn runs in the caller's coroutine; if it has not
 -- returned `seconds` after the call began, the wait it is suspended in is ended with
--- dike.TimeoutError (what the wait held is released, as for a cancellation: see
--- dike.interrupt), and a call that returns after its deadline anyway raises TimeoutError.
+-- dike.TimeoutError (rt.interrupt: what the wait held is released, as for a cancellation),
+-- and a call that returns after its deadline anyway raises TimeoutError.
 --
 -- One timer per wrapper, not one per call: the calls in flight are a FIFO (every deadline
 -- is its start + `seconds`, so the FIFO is in deadline order), and the timer is armed for
@@ -10,7 +10,6 @@
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
 local events = require("dike.events")
-local interrupt = require("dike.interrupt")
 local options = require("dike.options")
 local stats = require("dike.stats")
 
@@ -58,7 +57,7 @@ function on_deadline(T)
             T.pending = T.pending - 1
             local e = timed_out(T)
             fired[h] = e
-            interrupt(w, e)
+            rt.interrupt(w, e)
         end
         h = h + 1
     end
@@ -127,7 +126,7 @@ function M.timeout(opts)
             T.calls = T.calls + 1
             local start = rt.now()
             if seconds == huge then return finish(T, 0, start, pcall(fn, ...)) end
-            local w = rt.current_waiter()
+            local w = rt.current_waiter(FNAME)
             if w == nil then return finish(T, 0, start, pcall(fn, ...)) end
             local i = T.tail + 1
             T.tail = i
