@@ -208,6 +208,7 @@ describe("dike.on_event", function()
         io.stderr = real -- luacheck: ignore 122
         assert.is_true(ok, tostring(err))
         assert.equal("ERROR:dike:event observer raised (bypassed for event give_up of retry r): observer broke"
-                     .. " (the installed logger failed: logger broke)\n", table.concat(written))
+                     .. "\n(written by dike's built-in logger: the logger raised an error: logger broke)\n",
+                     table.concat(written))
     end)
 end)

@@ -22,7 +22,7 @@ local error, pcall, getmetatable, setmetatable, rawequal, type, format =
     error, pcall, getmetatable, setmetatable, rawequal, type, string.format
 local huge = math.huge
 local CancelledError, CircuitOpen = errors.CancelledError, errors.CircuitOpen
-local describe, emit = errors.describe, events.emit
+local emit = events.emit
 local OPEN, HALF_OPEN, CLOSED, ISOLATED =
     circuit_state.OPEN, circuit_state.HALF_OPEN, circuit_state.CLOSED, circuit_state.ISOLATED
 
@@ -39,12 +39,9 @@ local Breaker = {}
 Breaker.__index = Breaker
 Breaker.__name = "dike.circuit_breaker"
 
--- Log a state change; a logger that raises is bypassed for this message (stderr instead).
+-- Log a state change (dike's logger is contained: one that raises or yields is bypassed).
 local function warn(message)
-    local ok, err = pcall(log.log, "warning", message)
-    if not ok then
-        io.stderr:write("WARNING:dike:", message, " (the installed logger failed: ", describe(err), ")\n")
-    end
+    log.log("warning", message)
 end
 
 local function rate_option(opts, key, default)

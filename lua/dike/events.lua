@@ -52,13 +52,10 @@ local MAX_RESUMES = 8   -- resumes of an observer that yields before it is dropp
 
 local describe = errors.describe -- tostring that cannot fail
 
---- Log through the default logger; a logger that raises is bypassed for this message,
---- which goes to stderr as the built-in logger writes it, with a note.
+-- (dike's logger is contained: one that raises or yields is bypassed, the message written
+-- by the built-in one)
 local function report(message)
-    local ok, err = pcall(log.log, "error", message)
-    if not ok then
-        io.stderr:write("ERROR:dike:", message, " (the installed logger failed: ", describe(err), ")\n")
-    end
+    log.log("error", message)
 end
 
 -- The body of a runner: call observers one after the other, yielding DONE after each. Its
