@@ -7,12 +7,13 @@
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
+local exception_types = require("dike.exception_types")
 local log = require("dike.log")
 local options = require("dike.options")
 local stats = require("dike.stats")
 
-local select, type, getmetatable, rawget, rawequal, error, pcall, xpcall, format, find, setmetatable =
-    select, type, getmetatable, rawget, rawequal, error, pcall, xpcall, string.format, string.find, setmetatable
+local select, getmetatable, rawequal, error, pcall, xpcall, format, setmetatable =
+    select, getmetatable, rawequal, error, pcall, xpcall, string.format, setmetatable
 local debug_traceback = debug.traceback
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local huge = math.huge
@@ -32,52 +33,6 @@ local FNAME = "dike.retry"
 -- text by errors.describe (no __tostring of theirs can raise or yield into retry).
 local function cancelled(e)
     return rawequal(getmetatable(e), CancelledError)
-end
-
-local function not_cancelled(e)
-    return not cancelled(e)
-end
-
--- Errors about exception_types blame the caller of dike.retry: that is level 4 from
--- matcher_of (matcher_of < compile < M.retry < caller), one more from bad_types.
-local function bad_types(v)
-    error(FNAME .. ": exception_types must be an error class, a pattern string, a predicate or a list"
-          .. " of these, got " .. options.show(v), 5)
-end
-
--- One matcher from one element of exception_types.
-local function matcher_of(spec)
-    local ts = type(spec)
-    if ts == "string" then
-        local ok, msg = pcall(find, "", spec)
-        if not ok then
-            error(FNAME .. ": exception_types pattern " .. format("%q", spec) .. " is invalid: " .. msg, 4)
-        end
-        return function(e) return not cancelled(e) and find(describe(e), spec) ~= nil end
-    elseif ts == "function" then
-        return function(e) return not cancelled(e) and spec(e) and true or false end
-    elseif ts == "table" then
-        return function(e) return rawequal(getmetatable(e), spec) end
-    end
-    bad_types(spec)
-end
-
---- A predicate deciding which errors are retried.
-local function compile(spec)
-    if spec == nil then return not_cancelled end
-    if type(spec) ~= "table" or rawget(spec, 1) == nil then
-        local m = matcher_of(spec) -- not a tail call: the error levels count this frame
-        return m
-    end
-    local list = {}
-    for i = 1, #spec do list[i] = matcher_of(spec[i]) end
-    if #list == 1 then return list[1] end
-    return function(e)
-        for i = 1, #list do
-            if list[i](e) then return true end
-        end
-        return false
-    end
 end
 
 -- The traceback of the error being caught, taken where it was raised. Read right after
@@ -122,7 +77,7 @@ end
 function M.retry(opts)
     opts = options.table(FNAME, opts, OPTIONS, true)
     local attempts = options.count(FNAME, opts, "attempts", 1, true, huge)
-    local matches = compile(opts.exception_types)
+    local matches = exception_types.compile(FNAME, opts.exception_types)
     local delay = options.number(FNAME, opts, "delay", false, false, 0)
     local factor = options.number(FNAME, opts, "backoff", true, false, 1)
     local max_delay = options.number(FNAME, opts, "max_delay", true, true, nil)
