@@ -72,6 +72,84 @@ describe("dike.on_event", function()
                     { seen[2].tool, seen[2].name, seen[2].event, seen[2].seconds })
     end)
 
+    it("retry: retry before each retry, give_up when no retry is left; nothing for other errors", function()
+        local seen, restore = record()
+        local restore_sleeps = select(2, support.record_sleeps())
+        local fn = function(e) error(e, 0) end
+        local line = debug.getinfo(fn, "S").linedefined
+        local g = dike.retry{ attempts = 3, delay = 0.5, backoff = 2, exception_types = "^again" }(fn)
+        dike.run(function()
+            assert.equal("again", support.error_of(g, "again"))
+            assert.equal("other", support.error_of(g, "other"))
+        end)
+        local budget = dike.retry{ delay = 1, max_elapsed = 0.5, logger = function() end }(fn)
+        dike.run(function() support.error_of(budget, "late") end)
+        restore_sleeps()
+        restore()
+        local name = "spec/events_spec.lua:" .. line
+        local got = {}
+        for i, e in ipairs(seen) do
+            assert.equal("retry", e.tool)
+            assert.equal(name, e.name)
+            got[i] = { e.event, e.attempt, e.delay, e.error }
+        end
+        assert.same({ { "retry", 1, 0.5, "again" }, { "retry", 2, 1, "again" }, { "give_up", 3, nil, "again" },
+                      { "give_up", 1, nil, "late" } }, got)
+    end)
+
+    it("limit_jobs: queued, rejected because the queue is full or its time ran out", function()
+        local seen, restore = record()
+        local lim = dike.limit_jobs{ limit = 1, queue = 1, queue_timeout = 0.01 }
+        local hold = lim(function() dike.sleep(0.05) end)
+        local quick = dike.limit_jobs{ limit = 0, name = "zero" }(function() end)
+        dike.run(function()
+            local holder = dike.spawn(hold)
+            local waiter = dike.spawn(hold)                        -- queued, then its time runs out
+            assert.equal(dike.TooManyCalls, getmetatable(support.error_of(hold))) -- the queue is full
+            assert.equal(dike.TooManyCalls, getmetatable(support.error_of(waiter.join, waiter)))
+            holder:join()
+            assert.equal(dike.TooManyCalls, getmetatable(support.error_of(quick)))
+        end)
+        restore()
+        local got = {}
+        for i, e in ipairs(seen) do got[i] = { e.tool, e.event, e.reason } end
+        assert.same({ { "limit_jobs", "queued" }, { "limit_jobs", "rejected", "full" },
+                      { "limit_jobs", "rejected", "queue_timeout" }, { "limit_jobs", "rejected", "full" } }, got)
+        assert.matches("^spec/events_spec.lua:%d+$", seen[1].name)
+        assert.equal("zero", seen[4].name)
+    end)
+
+    it("batch: sent (by size, time or cap), done, timeout", function()
+        local seen, restore = record()
+        local double = dike.batch{ target_batch_size = 2, max_waiting_time = 0.01, max_batch_size = 3 }(
+            function(xs)
+                if xs[1] == 0 then error("zero", 0) end
+                local out = {}
+                for i = 1, #xs do out[i] = 2 * xs[i] end
+                return out
+            end)
+        local stuck = dike.batch{ target_batch_size = 1, max_waiting_time = 1, max_processing_time = 0.01 }(
+            function(xs) dike.sleep(1) return xs end)
+        dike.run(function()
+            dike.gather({ function() return double({ 1 }) end, function() return double({ 2 }) end }) -- size
+            double({ 3 })                                                                           -- time
+            dike.gather({ function() return double({ 4 }) end,
+                          function() return double({ 5, 6, 7 }) end }, { return_errors = true })      -- cap
+            support.error_of(double, { 0, 1 })                                                      -- raises
+            support.error_of(stuck, { 9 })                                                          -- timeout
+        end)
+        restore()
+        local got = {}
+        for i, e in ipairs(seen) do
+            got[i] = e.event .. " " .. e.rows .. (e.calls and " " .. e.calls or "")
+                .. (e.reason and " " .. e.reason or "") .. (e.ok ~= nil and " " .. tostring(e.ok) or "")
+            if e.event == "done" then assert.is_true(e.seconds >= 0 and e.seconds < 5) end
+        end
+        assert.same({ "sent 2 2 size", "done 2 true", "sent 1 1 time", "done 1 true", "sent 1 1 cap",
+                      "sent 3 1 size", "done 1 true", "done 3 true", "sent 2 1 size", "done 2 false",
+                      "sent 1 1 size", "timeout 1" }, got)
+    end)
+
     it("with no observer, emitting builds no table and reads no clock", function()
         local now, reads = rt.now, 0
         rt.now = function() reads = reads + 1 return now() end

@@ -7,6 +7,7 @@
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
+local events = require("dike.events")
 local exception_types = require("dike.exception_types")
 local log = require("dike.log")
 local options = require("dike.options")
@@ -96,6 +97,17 @@ function M.retry(opts)
         options.callable(FNAME, fn)
         local st = setmetatable({ calls = 0, retries = 0, failures = 0 }, Stats)
         local schedule = core.backoff(delay, factor, max_delay, jitter, seed)
+        local label = options.name_of(fn) -- for events
+
+        -- No retry is left: if the error is one that is retried, tell the observer (only
+        -- then is the predicate asked again), and raise it.
+        local function give_up(attempt, err)
+            if events.observed() then
+                local ok, retryable = pcall(matches, err)
+                if ok and retryable then events.emit("retry", label, "give_up", "attempt", attempt, "error", err) end
+            end
+            error(err, 0)
+        end
 
         -- After attempt number `attempt` ended with (ok, ...): return its values, or decide
         -- whether to retry (then sleep and call again) or to raise the error unchanged.
@@ -106,7 +118,7 @@ function M.retry(opts)
             caught_traceback = nil
             if attempt >= attempts then
                 st.failures = st.failures + 1
-                error(err, 0)
+                give_up(attempt, err)
             end
             -- exception_types may hold a predicate (user code): if it raises, its error is
             -- what the caller gets, as if the function had raised it, and nothing is retried.
@@ -119,7 +131,7 @@ function M.retry(opts)
             d, raw, prev = schedule:next(raw, prev)
             if max_elapsed and over_budget(now() - start, d, max_elapsed) then
                 st.failures = st.failures + 1
-                error(err, 0)
+                give_up(attempt, err)
             end
             if rt.current_waiter() == nil then
                 st.failures = st.failures + 1
@@ -128,6 +140,7 @@ function M.retry(opts)
             local message = "Caught exception " .. describe(err) .. ". Retrying in " .. format("%.3g", d) .. "s ..."
             if log_info and traceback then message = message .. "\n" .. traceback end
             log.log_with(logger, "warning", message)
+            events.emit("retry", label, "retry", "attempt", attempt, "delay", d, "error", err)
             st.retries = st.retries + 1
             sleep_or_fail(st, d)
             return settle(n, a, b, c, attempt + 1, raw, prev, start, protected(invoke, fn, n, a, b, c))
