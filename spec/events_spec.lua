@@ -150,6 +150,27 @@ describe("dike.on_event", function()
                       "sent 1 1 size", "timeout 1" }, got)
     end)
 
+    it("a wrapper of a dike wrapper is named as the function it wraps", function()
+        local seen, restore = record()
+        local fn = function() error("down", 0) end
+        local line = debug.getinfo(fn, "S").linedefined
+        local inner = dike.timeout{ seconds = 1, name = "backend" }(fn)
+        local cb = dike.circuit_breaker{ window = 1, minimum_calls = 1 }
+        local g = dike.limit_jobs{ limit = 0 }(dike.retry{ attempts = 1 }(cb(inner)))
+        local plain = dike.retry{ attempts = 2, logger = function() end }(cb(dike.batch{ target_batch_size = 1,
+            max_waiting_time = 1 }(fn)))
+        assert.equal("Too many calls to function backend! limit=0 exceeded", support.error_of(g).message)
+        -- the batch raises "down", the breaker opens, the retry gets CircuitOpen
+        assert.equal(dike.CircuitOpen, getmetatable(support.error_of(dike.run, plain, { 1 })))
+        restore()
+        local names = {}
+        for i, e in ipairs(seen) do names[i] = e.tool .. " " .. e.event .. " " .. e.name end
+        local at = "spec/events_spec.lua:" .. line
+        -- the breaker is named by the first function it wrapped (inner: "backend")
+        assert.same({ "limit_jobs rejected backend", "batch sent " .. at, "batch done " .. at,
+                      "circuit_breaker state backend", "retry retry backend", "retry give_up backend" }, names)
+    end)
+
     it("with no observer, emitting builds no table and reads no clock", function()
         local now, reads = rt.now, 0
         rt.now = function() reads = reads + 1 return now() end

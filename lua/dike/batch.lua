@@ -688,6 +688,7 @@ function M.batch(opts)
             return call(B, t, select("#", ...), ...)
         end
         stats.register(wrapped, B)
+        options.set_name(wrapped, B.name)
         return wrapped
     end
 end

@@ -158,6 +158,7 @@ function Breaker:__call(fn)
         return guarded_call(B, S, fn, ...)
     end
     stats.register(wrapped, B)
+    options.set_name(wrapped, B.name)
     return wrapped
 end
 

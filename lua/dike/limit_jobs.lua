@@ -160,6 +160,7 @@ function M.limit_jobs(opts)
             return release(L, pcall(fn, ...))
         end
         stats.register(wrapped, L)
+        options.set_name(wrapped, label)
         -- A task abandoned inside fn (it yielded with coroutine.yield) never returns here:
         -- the runtime gives its slot back for it.
         rt.holds(wrapped, function() release(L, true) end)

@@ -162,6 +162,7 @@ function M.retry(opts)
             return settle(n, { ... }, nil, nil, 1, nil, nil, start, protected(fn, ...))
         end
         stats.register(wrapped, st)
+        options.set_name(wrapped, label)
         return wrapped
     end
 end

@@ -136,6 +136,7 @@ function M.timeout(opts)
             return finish(T, i, start, pcall(fn, ...))
         end
         stats.register(wrapped, T)
+        options.set_name(wrapped, label)
         return wrapped
     end
 end
