@@ -422,6 +422,12 @@ local function fmt_value(v, unit)
     if v >= 10 then return format("%.1f", v) end
     return format("%.2f", v)
 end
+-- A target's value: small ratios (a peer far behind) keep two significant digits.
+local function fmt_target(v)
+    if v >= 10 then return format("%.0f", v) end
+    if v < 0.01 then return format("%.2g", v) end
+    return format("%.2f", v)
+end
 local function fmt_ratio(r) return r and format("%.2f", r) or "-" end
 local function fmt_opt(v, f) return v and format(f, v) or "" end
 
@@ -459,7 +465,7 @@ local function text_table()
     end
     out[#out + 1] = "targets:"
     for _, t in ipairs(targets) do
-        local v = t.value and (t.value >= 10 and format("%.0f", t.value) or format("%.2f", t.value)) or "-"
+        local v = t.value and fmt_target(t.value) or "-"
         out[#out + 1] = format("  %-58s %8s  %-22s %s", t.name, v, t.how,
                                t.value == nil and "not measured" or (t.met and "met" or "NOT MET"))
     end
@@ -526,7 +532,7 @@ local function md_results()
     w("| target | measured | wanted | |")
     w("| --- | ---: | --- | --- |")
     for _, t in ipairs(targets) do
-        local v = t.value and (t.value >= 10 and format("%.0f", t.value) or format("%.2f", t.value)) or "-"
+        local v = t.value and fmt_target(t.value) or "-"
         w(format("| %s | %s | %s | %s |", t.name, v, t.how,
                  t.value == nil and "not measured" or (t.met and "met" or "**not met**")))
     end
