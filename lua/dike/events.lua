@@ -11,13 +11,15 @@
 -- return normally), so that:
 --   * an error it raises stays there: the event is bypassed and the logger told, once;
 --   * a wait (dike.sleep, a batched call...) cannot suspend the code that emitted the
---     event: it raises where the observer waits (the coroutine is not a task that dike
---     can park);
---   * a coroutine.yield comes back here: the observer is resumed (a wait dike had parked
---     there sees a resume that is not dike's and raises) until it ends, at most a few
---     times; one that keeps yielding is dropped. Either way the event counts as bypassed.
+--     event: the wait yields back here, and the observer is resumed at once, by someone
+--     other than dike, so the wait raises where the observer waits (the runtime undoes
+--     the wait first);
+--   * a coroutine.yield comes back here too: the observer is resumed until it ends, at
+--     most a few times; one that keeps yielding is dropped. Either way the event counts
+--     as bypassed, and the logger is told.
 -- Where nothing can yield (a loop callback on the main thread) a pcall is enough: a wait
--- raises there anyway, and a yield is an error. Inside nginx the coroutine is not reused.
+-- raises there anyway, and a yield is an error. Inside nginx the coroutine is not reused
+-- (and nginx, which resumes coroutines itself there, may let an observer's wait finish).
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
 local log = require("dike.log")
