@@ -73,8 +73,9 @@ local function failed(B, S, gen, trial, t_end, slow, err)
         error(err, 0)
     end
     local ok, failure = pcall(B.matches, err)
-    S:record(gen, trial, t_end or B.clock(), failure or not ok, slow)
-    error(ok and err or failure, 0)
+    S:record(gen, trial, t_end or B.clock(), not ok or failure, slow)
+    if ok then error(err, 0) end
+    error(failure, 0) -- the predicate's error
 end
 
 -- The fast path's end (closed, count window, no timing).

@@ -13,7 +13,8 @@ local events = require("dike.events")
 local options = require("dike.options")
 local stats = require("dike.stats")
 
-local pcall, error, format, setmetatable, getmetatable = pcall, error, string.format, setmetatable, getmetatable
+local pcall, error, format, setmetatable, getmetatable, rawequal =
+    pcall, error, string.format, setmetatable, getmetatable, rawequal
 local huge = math.huge
 local TimeoutError, CancelledError = errors.TimeoutError, errors.CancelledError
 local emit = events.emit
@@ -30,7 +31,7 @@ function Timeout:snapshot()
     return { calls = self.calls, timeouts = self.timeouts }
 end
 
--- The call in place i timed out: count it, tell the observer, and make its error.
+-- A call timed out: count it, tell the observer, and make its error.
 local function timed_out(T)
     T.timeouts = T.timeouts + 1
     emit("timeout", T.name, "timeout", "seconds", T.seconds)
@@ -92,7 +93,7 @@ local function finish(T, i, start, ok, ...)
     local fired = i ~= 0 and leave(T, i) or nil
     if not ok then
         local e = ...
-        if getmetatable(e) == CancelledError then error(e, 0) end -- cancellation wins
+        if rawequal(getmetatable(e), CancelledError) then error(e, 0) end -- cancellation wins
         if fired then error(fired, 0) end
         if rt.now() - start > T.seconds then error(timed_out(T), 0) end
         error(e, 0)
