@@ -1,5 +1,5 @@
 --- The benchmark driver (`make bench`, through bench/run.sh). It runs every measurement of
--- the six workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
+-- the eight workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
 -- several times, each in a fresh process, interleaved (round 1 of everything, then round 2,
 -- ...) so that the machine's noise falls on every variant alike; takes medians; prints one
 -- table of ratios with the absolute figures beside
@@ -89,9 +89,10 @@ local INTERP = {
 
 -- Sizes from the issue; `smoke` sizes only prove the scripts still run.
 local N = opts.smoke
-    and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300, tasks = 300 }
+    and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300, tasks = 300, wait = 200,
+          node_calls = 200, events = 2000 }
     or { batch = 100000, calls = 1000000, fail = 100000, queue = { 1000, 10000, 100000 }, array = 100000,
-         tasks = 200000 }
+         tasks = 200000, wait = 100000, node_calls = 200000, events = 1000000 }
 
 local M = {}
 local function measure(key, interp, script, impl, n, extra)
@@ -143,6 +144,22 @@ end
 -- 6. array mode
 for _, impl in ipairs({ "array", "list" }) do
     measure("array." .. impl, "luajit", "bench/lua/array.lua", impl, N.array)
+end
+-- 7. circuit breaker and timeout on calls that do not wait; timeout on calls that wait once
+for _, interp in ipairs({ "luajit", "lua54" }) do
+    for _, impl in ipairs({ "circuit_breaker", "timeout" }) do
+        measure("overhead." .. impl .. "." .. interp, interp, "bench/lua/overhead.lua", impl, N.calls)
+    end
+end
+for _, impl in ipairs({ "pcall_wait", "timeout_wait" }) do
+    measure("overhead." .. impl .. ".luajit", "luajit", "bench/lua/overhead.lua", impl, N.wait)
+end
+for _, impl in ipairs({ "opossum", "cockatiel" }) do
+    measure("breaker." .. impl, "node", "bench/node/breaker.mjs", impl, N.node_calls, { node = true })
+end
+-- 8. the cost of an event
+for _, impl in ipairs({ "none", "noop", "noop_main" }) do
+    measure("events." .. impl, "luajit", "bench/lua/events.lua", impl, N.events)
 end
 
 ---------------------------------------------------------------- running
@@ -339,6 +356,28 @@ local W6 = format("6. array mode, %s callers x 16 doubles", N.array)
 row(W6, "list mode", "array.list", "ns/call", "array.list")
 row(W6, "array mode", "array.array", "ns/call", "array.list")
 
+local W7 = format("7. circuit_breaker and timeout, %s calls (%s that wait once)", N.calls, N.wait)
+for _, interp in ipairs({ "luajit", "lua54" }) do
+    local L = " (" .. INTERP[interp].label .. "), ratio to its bare pcall"
+    row(W7, "dike.circuit_breaker{} (closed)" .. L, "overhead.circuit_breaker." .. interp, "ns/call",
+        "overhead.pcall." .. interp)
+    row(W7, "dike.timeout{seconds = 10}, returning in time" .. L, "overhead.timeout." .. interp, "ns/call",
+        "overhead.pcall." .. interp)
+end
+row(W7, "bare pcall of a function that waits once: dike.sleep(0) (LuaJIT)", "overhead.pcall_wait.luajit", "ns/call",
+    "overhead.pcall_wait.luajit")
+row(W7, "dike.timeout{seconds = 10} of it (LuaJIT)", "overhead.timeout_wait.luajit", "ns/call",
+    "overhead.pcall_wait.luajit")
+row(W7, "opossum 8 (Node), closed, ratio to dike's breaker (LuaJIT)", "breaker.opossum", "ns/call",
+    "overhead.circuit_breaker.luajit")
+row(W7, "cockatiel 3 (Node), closed, ratio to dike's breaker (LuaJIT)", "breaker.cockatiel", "ns/call",
+    "overhead.circuit_breaker.luajit")
+
+local W8 = format("8. events, %s emits of a retry event", N.events)
+row(W8, "no observer (LuaJIT)", "events.none", "ns/call", "events.none")
+row(W8, "a no-op observer, emitted in a task (LuaJIT)", "events.noop", "ns/call", "events.none")
+row(W8, "a no-op observer, emitted on the main thread (LuaJIT)", "events.noop_main", "ns/call", "events.none")
+
 local function ratio_of(key, ref)
     local a, b = per_op(key), per_op(ref)
     return a and b and a / b or nil
@@ -358,6 +397,14 @@ target("retry success / bare pcall (LuaJIT)", ratio_of("overhead.retry.luajit", 
        1.5, "<= 1.5")
 target(format("queue: per call at %d / at %d waiting", N.queue[3], N.queue[1]),
        ratio_of("queue.dike.3", "queue.dike.1"), 1.3, "<= 1.3")
+target("circuit_breaker closed / bare pcall (LuaJIT)",
+       ratio_of("overhead.circuit_breaker.luajit", "overhead.pcall.luajit"), 1.5, "<= 1.5")
+target("timeout returning in time / bare pcall (LuaJIT)",
+       ratio_of("overhead.timeout.luajit", "overhead.pcall.luajit"), 1.5, "<= 1.5")
+target("circuit_breaker: dike (LuaJIT) cost / opossum's",
+       ratio_of("overhead.circuit_breaker.luajit", "breaker.opossum"), 1, "<= 1 (aim: dike ahead)")
+target("circuit_breaker: dike (LuaJIT) cost / cockatiel's",
+       ratio_of("overhead.circuit_breaker.luajit", "breaker.cockatiel"), 1, "<= 1 (aim: dike ahead)")
 local mem_dike = field("batch.dike.luajit.mem", "bytes_per_caller")
 -- Not targets of the issue: where the batch figures come from (bench/RESULTS.md, "Floors").
 local floors = {
@@ -373,6 +420,12 @@ local function fmt_value(v, unit)
     if unit == "calls/s" then return format("%.0f", v) end
     if v >= 100 then return format("%.0f", v) end
     if v >= 10 then return format("%.1f", v) end
+    return format("%.2f", v)
+end
+-- A target's value: small ratios (a peer far behind) keep two significant digits.
+local function fmt_target(v)
+    if v >= 10 then return format("%.0f", v) end
+    if v < 0.01 then return format("%.2g", v) end
     return format("%.2f", v)
 end
 local function fmt_ratio(r) return r and format("%.2f", r) or "-" end
@@ -412,7 +465,7 @@ local function text_table()
     end
     out[#out + 1] = "targets:"
     for _, t in ipairs(targets) do
-        local v = t.value and (t.value >= 10 and format("%.0f", t.value) or format("%.2f", t.value)) or "-"
+        local v = t.value and fmt_target(t.value) or "-"
         out[#out + 1] = format("  %-58s %8s  %-22s %s", t.name, v, t.how,
                                t.value == nil and "not measured" or (t.met and "met" or "NOT MET"))
     end
@@ -435,7 +488,7 @@ local function versions()
     v[#v + 1] = "libuv (through luv): " .. capture("luajit -e 'io.write(require(\"luv\").version_string())'")
     if have_node then
         v[#v + 1] = "Node: " .. capture("node --version")
-        for _, p in ipairs({ "dataloader", "p-limit", "p-retry", "yocto-queue", "retry" }) do
+        for _, p in ipairs({ "dataloader", "p-limit", "p-retry", "yocto-queue", "retry", "opossum", "cockatiel" }) do
             local ver = capture("node -e 'process.stdout.write(require(\"./bench/node_modules/" .. p
                                 .. "/package.json\").version)'")
             v[#v + 1] = "npm " .. p .. ": " .. (ver ~= "" and ver or "?")
@@ -479,7 +532,7 @@ local function md_results()
     w("| target | measured | wanted | |")
     w("| --- | ---: | --- | --- |")
     for _, t in ipairs(targets) do
-        local v = t.value and (t.value >= 10 and format("%.0f", t.value) or format("%.2f", t.value)) or "-"
+        local v = t.value and fmt_target(t.value) or "-"
         w(format("| %s | %s | %s | %s |", t.name, v, t.how,
                  t.value == nil and "not measured" or (t.met and "met" or "**not met**")))
     end

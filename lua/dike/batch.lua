@@ -22,6 +22,7 @@
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
+local events = require("dike.events")
 local options = require("dike.options")
 local stats = require("dike.stats")
 
@@ -432,6 +433,7 @@ local function on_processing_timeout(batch)
     deliver_error(B, batch, TimeoutError.new(format(
         "%s: %s did not return within max_processing_time (%gs)", FNAME, B.name, B.max_processing_time)))
     if batch.task then batch.task:cancel() end
+    events.emit("batch", B.name, "timeout", "rows", batch.total)
 end
 
 -- The body of a batch's own task.
@@ -440,8 +442,12 @@ local function run_batch(batch)
     batch.timer = rt.timer(B.max_processing_time, on_processing_timeout, batch)
     local args = batch.args
     batch.args = nil
+    local started = events.observed() and rt.now()
     local ok, res, count = pcall(call_and_read, B.fn, batch.total, batch.nargs, args)
     if not end_batch(batch) then return end -- timed out: the callers already have their error
+    if started then
+        events.emit("batch", B.name, "done", "rows", batch.total, "seconds", rt.now() - started, "ok", ok)
+    end
     if not ok then return deliver_error(B, batch, res) end
     -- deliver runs no user code; should it still fail, whoever it has not served gets why
     local delivered, err = pcall(deliver, B, batch, res, count)
@@ -472,7 +478,7 @@ end
 --- call's arguments changed meanwhile, nothing is sent: every caller of the batch raises
 --- the message, and `filler` (the running caller whose call filled the batch, if any) gets
 --- it returned, (nil, message), to raise itself.
-local function send(B, filler)
+local function send(B, filler, reason)
     if B.timer then
         rt.cancel_timer(B.timer)
         B.timer = nil
@@ -520,12 +526,13 @@ local function send(B, filler)
     B.running = B.running + 1
     B.waiting = B.waiting + n
     batch.task = rt.spawn_soon(run_batch, batch)
+    events.emit("batch", B.name, "sent", "rows", total, "calls", n, "reason", reason)
     return batch
 end
 
 local function on_max_waiting_time(B)
     B.timer = nil
-    send(B)
+    send(B, nil, "time")
 end
 
 -- A queued caller is cancelled: take its rows out of the open batch.
@@ -564,7 +571,8 @@ end
 -- why nothing was sent. (Apart from enqueue, whose frame every waiting caller keeps: on
 -- LuaJIT two more slots there made each waiting caller's coroutine stack grow, 94 bytes.)
 local function send_filled(B, t)
-    local batch, message = send(B, t)
+    -- it reached target_batch_size, or it is a call larger than max_batch_size
+    local batch, message = send(B, t, B.q:rows() >= B.target and "size" or "cap")
     if batch == nil then error(message, 0) end
     return batch, batch.n
 end
@@ -583,7 +591,7 @@ end
 
 -- A call that would push the open batch past the cap starts the next batch.
 local function make_room(B, rows)
-    if B.open and B.max_batch_size ~= huge and B.q:rows() + rows > B.max_batch_size then send(B) end
+    if B.open and B.max_batch_size ~= huge and B.q:rows() + rows > B.max_batch_size then send(B, nil, "cap") end
 end
 
 -- Every other call: each argument checked, and checked against the batch's first call.
@@ -680,6 +688,7 @@ function M.batch(opts)
             return call(B, t, select("#", ...), ...)
         end
         stats.register(wrapped, B)
+        options.set_name(wrapped, B.name)
         return wrapped
     end
 end
