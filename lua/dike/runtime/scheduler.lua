@@ -22,12 +22,13 @@
 local errors = require("dike.errors")
 local log = require("dike.log")
 local Timers = require("dike.runtime.timers")
-local show = require("dike.options").show
+local options = require("dike.options")
+local show, is_callable = options.show, options.is_callable
 
 local co_create, co_resume, co_yield, co_running, co_status =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
-local pcall, xpcall, error, select, setmetatable, getmetatable, type, rawget, rawequal =
-    pcall, xpcall, error, select, setmetatable, getmetatable, type, rawget, rawequal
+local pcall, xpcall, error, select, setmetatable, getmetatable, type, rawequal =
+    pcall, xpcall, error, select, setmetatable, getmetatable, type, rawequal
 local debug_traceback, debug_getinfo = debug.traceback, debug.getinfo
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local CancelledError = errors.CancelledError
@@ -79,10 +80,7 @@ M.cancelled = cancelled
 ---@return function
 local function body_of(fname, fn)
     if type(fn) == "function" then return fn end
-    local mt = getmetatable(fn)
-    if mt and type(rawget(mt, "__call")) == "function" then
-        return function(...) return fn(...) end
-    end
+    if is_callable(fn) then return function(...) return fn(...) end end
     error(fname .. ": fn must be a function, got " .. type(fn), 3)
 end
 
