@@ -346,11 +346,12 @@ function M.new(host)
             unhook(w)
             wake(w, false, err)
             return true
-        elseif s == READY then -- woken, not resumed yet: it resumes raising instead
+        elseif s == READY and w[OK] then -- woken, not resumed yet: it resumes raising instead
             unhook(w)
             w[OK], w[VALUE] = false, err
             return true
         end
+        -- (Woken to raise already, a cancellation say: that error stands.)
         return false
     end
     S.interrupt = interrupt
@@ -710,8 +711,11 @@ function M.new(host)
             finish(self, false, cancelled())
         elseif s == RUNNING then
             self[PENDING] = cancelled()
-        else
+        elseif s == WAITING then
             interrupt(self, cancelled())
+        else -- READY: woken, not resumed yet; it resumes raising CancelledError instead
+            unhook(self)
+            self[OK], self[VALUE] = false, cancelled()
         end
     end
 
