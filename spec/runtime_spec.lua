@@ -190,7 +190,7 @@ describe("dike.gather", function()
 end)
 
 describe("several copies of dike", function()
-    local names = { "dike", "dike.runtime", "dike.runtime.scheduler", "dike.runtime.luv", "dike.runtime.heap",
+    local names = { "dike", "dike.runtime", "dike.runtime.scheduler", "dike.runtime.luv", "dike.runtime.heap", "dike.runtime.timers",
                     "dike.runtime.nvim", "dike.runtime.ngx", "dike.task", "dike.retry", "dike.limit_jobs",
                     "dike.batch", "dike.log", "dike.errors", "dike.options", "dike.stats" }
 

@@ -105,10 +105,15 @@ end
 
 --- `fn` must be callable (a function or a table with __call).
 function M.callable(fname, fn)
-    if type(fn) == "function" then return fn end
-    local mt = getmetatable(fn)
-    if mt and type(mt.__call) == "function" then return fn end
+    if M.is_callable(fn) then return fn end
     error(fname .. ": expected a function to wrap, got " .. show(fn), 3)
+end
+
+--- Whether `fn` can be called: a function, or a table whose metatable has a __call function.
+function M.is_callable(fn)
+    if type(fn) == "function" then return true end
+    local mt = getmetatable(fn)
+    return type(mt) == "table" and type(rawget(mt, "__call")) == "function"
 end
 
 -- The names of the functions dike's tools return (weak keys): a tool that wraps one of them
