@@ -1,5 +1,6 @@
 --- Checks for the options tables of dike's tools. Every message names the tool and the
 -- option, e.g. "dike.batch: target_batch_size must be an integer >= 1, got 0".
+local getmetatable, rawget = getmetatable, rawget
 local type, pairs, tostring, error, format, huge, floor, setmetatable =
     type, pairs, tostring, error, string.format, math.huge, math.floor, setmetatable
 local describe = require("dike.errors").describe
