@@ -20,6 +20,8 @@
 #                 in-process run of the demo service)
 #   make demo-service  the demo HTTP service under wrk, batching on then off
 #                 (examples/service/load.lua; LOAD_ARGS="--duration 10 -- --fail-rate 0.05")
+#   make demo-outage  the demo service under wrk while its model is down for 5 s, without and
+#                 with a circuit breaker (examples/service/outage.lua; OUTAGE_ARGS="--open-for 2")
 #   make soak     the demo service under wrk for SOAK_SECONDS (60) with injected failures and
 #                 load shedding; checks every answer, gauges, clean exit, flat RSS and Lua heap
 #                 (examples/service/soak.lua; SOAK_ARGS="--connections 128 -- --fail-rate 0.1")
@@ -40,7 +42,7 @@ MAKEFLAGS += --no-print-directory
 # The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
 RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all build test asan fuzz stress demo demo-service soak bench rockspec clean deps
+.PHONY: all build test asan fuzz stress demo demo-service demo-outage soak bench rockspec clean deps
 
 all: build
 
@@ -73,6 +75,11 @@ LOAD_ARGS ?=
 demo-service: build
 	scripts/deps.sh test
 	$(RUN_ENV) $(LUAJIT) examples/service/load.lua $(LOAD_ARGS)
+
+OUTAGE_ARGS ?=
+demo-outage: build
+	scripts/deps.sh test
+	$(RUN_ENV) $(LUAJIT) examples/service/outage.lua $(OUTAGE_ARGS)
 
 SOAK_SECONDS ?= 60
 SOAK_ARGS ?=

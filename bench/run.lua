@@ -1,5 +1,5 @@
 --- The benchmark driver (`make bench`, through bench/run.sh). It runs every measurement of
--- the eight workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
+-- the ten workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
 -- several times, each in a fresh process, interleaved (round 1 of everything, then round 2,
 -- ...) so that the machine's noise falls on every variant alike; takes medians; prints one
 -- table of ratios with the absolute figures beside
@@ -89,10 +89,10 @@ local INTERP = {
 
 -- Sizes from the issue; `smoke` sizes only prove the scripts still run.
 local N = opts.smoke
-    and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300, tasks = 300, cap = 1,
-          dedup = 300 }
+    and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300, tasks = 300, wait = 200,
+          node_calls = 200, events = 2000, cap = 1, dedup = 300 }
     or { batch = 100000, calls = 1000000, fail = 100000, queue = { 1000, 10000, 100000 }, array = 100000,
-         tasks = 200000, cap = 3, dedup = 100000 }
+         tasks = 200000, wait = 100000, node_calls = 200000, events = 1000000, cap = 3, dedup = 100000 }
 local WIDTHS = { 1, 16, 64 }
 local CAPS = { "nocap", "cap1", "cap2" }
 
@@ -149,11 +149,27 @@ for _, w in ipairs(WIDTHS) do
         measure("array." .. impl .. w, "luajit", "bench/lua/array.lua", impl .. w, N.array)
     end
 end
--- 7. max_concurrent_batches under the demo service's load (needs wrk: `--smoke` skips it without)
+-- 7. circuit breaker and timeout on calls that do not wait; timeout on calls that wait once
+for _, interp in ipairs({ "luajit", "lua54" }) do
+    for _, impl in ipairs({ "circuit_breaker", "timeout" }) do
+        measure("overhead." .. impl .. "." .. interp, interp, "bench/lua/overhead.lua", impl, N.calls)
+    end
+end
+for _, impl in ipairs({ "pcall_wait", "timeout_wait" }) do
+    measure("overhead." .. impl .. ".luajit", "luajit", "bench/lua/overhead.lua", impl, N.wait)
+end
+for _, impl in ipairs({ "opossum", "cockatiel" }) do
+    measure("breaker." .. impl, "node", "bench/node/breaker.mjs", impl, N.node_calls, { node = true })
+end
+-- 8. the cost of an event
+for _, impl in ipairs({ "none", "noop", "noop_main" }) do
+    measure("events." .. impl, "luajit", "bench/lua/events.lua", impl, N.events)
+end
+-- 9. max_concurrent_batches under the demo service's load (needs wrk: `--smoke` skips it without)
 for _, impl in ipairs(CAPS) do
     measure("cap." .. impl, "luajit", "bench/lua/batch_cap.lua", impl, N.cap, { wrk = true })
 end
--- 8. dedup by key, beside dataloader's cache
+-- 10. dedup by key, beside dataloader's cache
 for _, impl in ipairs({ "key", "nokey" }) do
     measure("dedup." .. impl, "luajit", "bench/lua/dedup.lua", impl, N.dedup)
 end
@@ -358,20 +374,42 @@ for _, w in ipairs(WIDTHS) do
     row(W6, format("array mode, W = %d, ratio to list mode", w), "array.array" .. w, "ns/call", "array.list" .. w)
 end
 
-local W7 = format("7. demo service, model 2 ms + 20 us/row, wrk -c128, %d s", N.cap)
+local W7 = format("7. circuit_breaker and timeout, %s calls (%s that wait once)", N.calls, N.wait)
+for _, interp in ipairs({ "luajit", "lua54" }) do
+    local L = " (" .. INTERP[interp].label .. "), ratio to its bare pcall"
+    row(W7, "dike.circuit_breaker{} (closed)" .. L, "overhead.circuit_breaker." .. interp, "ns/call",
+        "overhead.pcall." .. interp)
+    row(W7, "dike.timeout{seconds = 10}, returning in time" .. L, "overhead.timeout." .. interp, "ns/call",
+        "overhead.pcall." .. interp)
+end
+row(W7, "bare pcall of a function that waits once: dike.sleep(0) (LuaJIT)", "overhead.pcall_wait.luajit", "ns/call",
+    "overhead.pcall_wait.luajit")
+row(W7, "dike.timeout{seconds = 10} of it (LuaJIT)", "overhead.timeout_wait.luajit", "ns/call",
+    "overhead.pcall_wait.luajit")
+row(W7, "opossum 8 (Node), closed, ratio to dike's breaker (LuaJIT)", "breaker.opossum", "ns/call",
+    "overhead.circuit_breaker.luajit")
+row(W7, "cockatiel 3 (Node), closed, ratio to dike's breaker (LuaJIT)", "breaker.cockatiel", "ns/call",
+    "overhead.circuit_breaker.luajit")
+
+local W8 = format("8. events, %s emits of a retry event", N.events)
+row(W8, "no observer (LuaJIT)", "events.none", "ns/call", "events.none")
+row(W8, "a no-op observer, emitted in a task (LuaJIT)", "events.noop", "ns/call", "events.none")
+row(W8, "a no-op observer, emitted on the main thread (LuaJIT)", "events.noop_main", "ns/call", "events.none")
+
+local W9 = format("9. demo service, model 2 ms + 20 us/row, wrk -c128, %d s", N.cap)
 for _, impl in ipairs(CAPS) do
     local p99, batch = field("cap." .. impl, "p99_ms"), field("cap." .. impl, "mean_batch")
     local what = impl == "nocap" and "no max_concurrent_batches" or "max_concurrent_batches = " .. impl:sub(4)
-    row(W7, format("%s: p99 %s ms, mean batch %s rows", what, p99 and format("%.1f", p99) or "-",
+    row(W9, format("%s: p99 %s ms, mean batch %s rows", what, p99 and format("%.1f", p99) or "-",
                    batch and format("%.0f", batch) or "-"), "cap." .. impl, "calls/s", "cap.nocap")
 end
 
-local W8 = format("8. dedup, %s calls over 1,000 keys", N.dedup)
+local W10 = format("10. dedup, %s calls over 1,000 keys", N.dedup)
 for _, d in ipairs({ { "dike.batch{key = ...}", "dedup.key" }, { "dike.batch without key", "dedup.nokey" },
                      { "dataloader, cache (across batches)", "dedup.dataloader.cached" },
                      { "dataloader, cache: false", "dedup.dataloader.uncached" } }) do
     local sent = field(d[2], "rows_sent")
-    row(W8, format("%s: %s rows sent", d[1], sent and format("%.0f", sent) or "-"), d[2], "calls/s", "dedup.key")
+    row(W10, format("%s: %s rows sent", d[1], sent and format("%.0f", sent) or "-"), d[2], "calls/s", "dedup.key")
 end
 
 local function ratio_of(key, ref)
@@ -393,6 +431,14 @@ target("retry success / bare pcall (LuaJIT)", ratio_of("overhead.retry.luajit", 
        1.5, "<= 1.5")
 target(format("queue: per call at %d / at %d waiting", N.queue[3], N.queue[1]),
        ratio_of("queue.dike.3", "queue.dike.1"), 1.3, "<= 1.3")
+target("circuit_breaker closed / bare pcall (LuaJIT)",
+       ratio_of("overhead.circuit_breaker.luajit", "overhead.pcall.luajit"), 1.5, "<= 1.5")
+target("timeout returning in time / bare pcall (LuaJIT)",
+       ratio_of("overhead.timeout.luajit", "overhead.pcall.luajit"), 1.5, "<= 1.5")
+target("circuit_breaker: dike (LuaJIT) cost / opossum's",
+       ratio_of("overhead.circuit_breaker.luajit", "breaker.opossum"), 1, "<= 1 (aim: dike ahead)")
+target("circuit_breaker: dike (LuaJIT) cost / cockatiel's",
+       ratio_of("overhead.circuit_breaker.luajit", "breaker.cockatiel"), 1, "<= 1 (aim: dike ahead)")
 local mem_dike = field("batch.dike.luajit.mem", "bytes_per_caller")
 -- Not targets of the issue: where the batch figures come from (bench/RESULTS.md, "Floors").
 local floors = {
@@ -411,6 +457,12 @@ local function fmt_value(v, unit)
     if unit == "calls/s" then return format("%.0f", v) end
     if v >= 100 then return format("%.0f", v) end
     if v >= 10 then return format("%.1f", v) end
+    return format("%.2f", v)
+end
+-- A target's value: small ratios (a peer far behind) keep two significant digits.
+local function fmt_target(v)
+    if v >= 10 then return format("%.0f", v) end
+    if v < 0.01 then return format("%.2g", v) end
     return format("%.2f", v)
 end
 local function fmt_ratio(r) return r and format("%.2f", r) or "-" end
@@ -450,7 +502,7 @@ local function text_table()
     end
     out[#out + 1] = "targets:"
     for _, t in ipairs(targets) do
-        local v = t.value and (t.value >= 10 and format("%.0f", t.value) or format("%.2f", t.value)) or "-"
+        local v = t.value and fmt_target(t.value) or "-"
         out[#out + 1] = format("  %-58s %8s  %-22s %s", t.name, v, t.how,
                                t.value == nil and "not measured" or (t.met and "met" or "NOT MET"))
     end
@@ -473,7 +525,7 @@ local function versions()
     v[#v + 1] = "libuv (through luv): " .. capture("luajit -e 'io.write(require(\"luv\").version_string())'")
     if have_node then
         v[#v + 1] = "Node: " .. capture("node --version")
-        for _, p in ipairs({ "dataloader", "p-limit", "p-retry", "yocto-queue", "retry" }) do
+        for _, p in ipairs({ "dataloader", "p-limit", "p-retry", "yocto-queue", "retry", "opossum", "cockatiel" }) do
             local ver = capture("node -e 'process.stdout.write(require(\"./bench/node_modules/" .. p
                                 .. "/package.json\").version)'")
             v[#v + 1] = "npm " .. p .. ": " .. (ver ~= "" and ver or "?")
@@ -517,7 +569,7 @@ local function md_results()
     w("| target | measured | wanted | |")
     w("| --- | ---: | --- | --- |")
     for _, t in ipairs(targets) do
-        local v = t.value and (t.value >= 10 and format("%.0f", t.value) or format("%.2f", t.value)) or "-"
+        local v = t.value and fmt_target(t.value) or "-"
         w(format("| %s | %s | %s | %s |", t.name, v, t.how,
                  t.value == nil and "not measured" or (t.met and "met" or "**not met**")))
     end

@@ -214,6 +214,7 @@ function RateLimiter:try(cost) end
 ---@field exception_types? dike.ExceptionTypes which errors are failures (default: all but CancelledError)
 ---@field name? string name in messages; the shared key with a store
 ---@field store? dike.Store share the state with every process using this store and name
+---@field clock? fun(): number (extension) the breaker's clock in seconds (default dike.now), for tests and simulations
 
 --- A circuit breaker: call it with a function to wrap it; all functions it wraps share its state.
 ---@class dike.CircuitBreaker

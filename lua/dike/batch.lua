@@ -33,6 +33,7 @@
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
+local events = require("dike.events")
 local options = require("dike.options")
 local stats = require("dike.stats")
 local shape = require("dike.batch.shape")
@@ -287,7 +288,7 @@ local function on_processing_timeout(Q)
     deliver_error(B, Q, TimeoutError.new(format(
         "%s: %s did not return within max_processing_time (%gs)", FNAME, B.name, B.max_processing_time)))
     if Q.task then Q.task:cancel() end
-    -- (a "timeout" event of Q.total rows belongs here)
+    events.emit("batch", B.name, "timeout", "rows", Q.total)
 end
 
 -- The body of a batch's own task.
@@ -296,9 +297,13 @@ local function run_batch(Q)
     Q.ptimer = rt.timer(B.max_processing_time, on_processing_timeout, Q)
     local args = Q.out
     Q.out = nil
+    local started = events.observed() and rt.now()
     local ok, res, count = pcall(call_and_read, B.fn, Q.total, Q.nargs, args)
-    if not end_batch(Q) then return end -- timed out: the callers already have their error
-    -- (a "done" event of Q.total rows, ok, belongs here)
+    if Q.done then return end -- timed out: the callers already have their error
+    if started then -- (before end_batch: the next batch it may send comes after this one's end)
+        events.emit("batch", B.name, "done", "rows", Q.total, "seconds", rt.now() - started, "ok", ok)
+    end
+    if not end_batch(Q) then return end -- (the observer may have cancelled every caller)
     if not ok then return deliver_error(B, Q, res) end
     -- deliver runs no user code; should it still fail, whoever it has not served gets why
     local delivered, err = pcall(deliver, B, Q, res, count)
@@ -352,7 +357,7 @@ function send(B, Q, filler)
     B.waiting = B.waiting + Q.live
     if skipped then B.deduplicated = B.deduplicated + skipped end
     Q.task = rt.spawn_soon(run_batch, Q)
-    -- (a "sent" event belongs here: rows = total, calls = Q.live, reason = Q.reason)
+    events.emit("batch", B.name, "sent", "rows", total, "calls", Q.live, "reason", Q.reason)
     return Q
 end
 
@@ -667,6 +672,7 @@ function M.batch(opts)
             return entry(B, t, select("#", ...), ...)
         end
         stats.register(wrapped, B)
+        options.set_name(wrapped, B.name)
         batchers[wrapped] = B
         return wrapped
     end

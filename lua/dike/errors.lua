@@ -37,6 +37,10 @@ M.TimeoutError = class("dike.TimeoutError")
 ---@class dike.CancelledError
 ---@field message string
 M.CancelledError = class("dike.CancelledError")
+---@class dike.CircuitOpen
+---@field message string
+---@field retry_after number seconds until the breaker lets a call through (math.huge: isolated)
+M.CircuitOpen = class("dike.CircuitOpen")
 
 ---------------------------------------------------------------- describing any value
 

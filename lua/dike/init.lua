@@ -9,6 +9,9 @@ local retry = require("dike.retry")
 local limit_jobs = require("dike.limit_jobs")
 local batch = require("dike.batch")
 local array = require("dike.array")
+local circuit_breaker = require("dike.circuit_breaker")
+local events = require("dike.events")
+local timeout = require("dike.timeout")
 
 local dike = {
     _VERSION = "dike scm",
@@ -25,6 +28,10 @@ local dike = {
     TooManyCalls = errors.TooManyCalls,
     TimeoutError = errors.TimeoutError,
     CancelledError = errors.CancelledError,
+    circuit_breaker = circuit_breaker.circuit_breaker,
+    CircuitOpen = errors.CircuitOpen,
+    on_event = events.on_event,
+    timeout = timeout.timeout,
 }
 
 -- spawn, run, sleep and now are the runtime's own functions, bound again by every

@@ -21,13 +21,14 @@
 -- Records are arrays (slots below): half the memory of named fields, and they never grow.
 local errors = require("dike.errors")
 local log = require("dike.log")
-local Heap = require("dike.runtime.heap")
-local show = require("dike.options").show
+local Timers = require("dike.runtime.timers")
+local options = require("dike.options")
+local show, is_callable = options.show, options.is_callable
 
 local co_create, co_resume, co_yield, co_running, co_status =
     coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
-local pcall, xpcall, error, select, setmetatable, getmetatable, type, rawget, rawequal =
-    pcall, xpcall, error, select, setmetatable, getmetatable, type, rawget, rawequal
+local pcall, xpcall, error, select, setmetatable, getmetatable, type, rawequal =
+    pcall, xpcall, error, select, setmetatable, getmetatable, type, rawequal
 local debug_traceback, debug_getinfo = debug.traceback, debug.getinfo
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local CancelledError = errors.CancelledError
@@ -79,10 +80,7 @@ M.cancelled = cancelled
 ---@return function
 local function body_of(fname, fn)
     if type(fn) == "function" then return fn end
-    local mt = getmetatable(fn)
-    if mt and type(rawget(mt, "__call")) == "function" then
-        return function(...) return fn(...) end
-    end
+    if is_callable(fn) then return function(...) return fn(...) end end
     error(fname .. ": fn must be a function, got " .. type(fn), 3)
 end
 
@@ -348,11 +346,12 @@ function M.new(host)
             unhook(w)
             wake(w, false, err)
             return true
-        elseif s == READY then -- woken, not resumed yet: it resumes raising instead
+        elseif s == READY and w[OK] then -- woken, not resumed yet: it resumes raising instead
             unhook(w)
             w[OK], w[VALUE] = false, err
             return true
         end
+        -- (Woken to raise already, a cancellation say: that error stands.)
         return false
     end
     S.interrupt = interrupt
@@ -611,60 +610,12 @@ function M.new(host)
     end
 
     ------------------------------------------------------------ timers
-    local heap = Heap.new()
-    local armed_at = nil
-
-    -- The alarm is armed for the earliest deadline, or earlier: when that timer is cancelled
-    -- the alarm stays (it goes off, finds nothing due and is armed again), which saves the
-    -- loop two calls per batch sent by size. With no timer left it is disarmed, so it never
-    -- keeps the loop alive for nothing.
-    local function rearm()
-        local top = heap[1]
-        if top == nil then
-            if armed_at then
-                host.disarm()
-                armed_at = nil
-            end
-        elseif armed_at == nil or top.at < armed_at then
-            host.arm(top.at)
-            armed_at = top.at
-        end
-    end
-
-    --- Call fn(a, b) after `delay` seconds, from the loop. Returns a handle for cancel_timer.
-    function S.timer(delay, fn, a, b)
-        local e = { at = now() + delay, fn = fn, a = a, b = b, idx = 0 }
-        heap:push(e)
-        if e.idx == 1 then rearm() end
-        return e
-    end
-
-    function S.cancel_timer(e)
-        local i = e.idx
-        if i ~= 0 then
-            heap:remove(e)
-            if i == 1 then rearm() end
-        end
-    end
-
-    local function fire_due()
-        local t_now = now()
-        while true do
-            local e = heap[1]
-            if e == nil or e.at > t_now then return end
-            heap:remove(e)
-            -- dike's own callbacks, but they touch user values (batch arguments...)
-            local ok, err = xpcall(e.fn, traceback_of, e.a, e.b)
-            if not ok then internal_error("a timer callback", err) end
-        end
-    end
+    local timers = Timers.new(host, now, traceback_of, internal_error)
+    S.timer, S.cancel_timer = timers.add, timers.cancel
 
     --- The host calls this when the alarm it was armed for goes off.
     local function on_alarm()
-        armed_at = nil
-        local ok, err = xpcall(fire_due, traceback_of)
-        if not ok then internal_error("the timers", err) end
-        rearm()
+        timers.fire()
         -- Ask again even if a turn was asked for: user code may have closed the handle
         -- that would have served it (asking twice is harmless).
         if pending_work() then host.pump() end
@@ -760,8 +711,11 @@ function M.new(host)
             finish(self, false, cancelled())
         elseif s == RUNNING then
             self[PENDING] = cancelled()
-        else
+        elseif s == WAITING then
             interrupt(self, cancelled())
+        else -- READY: woken, not resumed yet; it resumes raising CancelledError instead
+            unhook(self)
+            self[OK], self[VALUE] = false, cancelled()
         end
     end
 
@@ -809,9 +763,8 @@ function M.new(host)
                 if pending_work() then
                     on_pump() -- drive the queue from here
                     stalled = 0
-                elseif heap[1] ~= nil and stalled == 0 then
-                    armed_at = nil -- the alarm's handle is gone: arm a new one
-                    rearm()
+                elseif timers.count() > 0 and stalled == 0 then
+                    timers.rearm() -- the alarm's handle is gone: arm a new one
                     stalled = 1
                 else
                     error("dike.run: the task waits but nothing is left that could wake it", 2)
@@ -831,7 +784,7 @@ function M.new(host)
 
     --- What the scheduler holds: all 0 once every task has ended (tests check it).
     function S.pending()
-        return { timers = heap.n, ready = rq_tail - rq_head + 1 + soon_tail - soon_head + 1 + later_live,
+        return { timers = timers.count(), ready = rq_tail - rq_head + 1 + soon_tail - soon_head + 1 + later_live,
                  unreported = unreported_n }
     end
 
@@ -842,10 +795,7 @@ function M.new(host)
             pump_asked = false
             ask_pump()
         end
-        if heap[1] then
-            armed_at = nil
-            rearm()
-        end
+        if timers.count() > 0 then timers.rearm() end
     end
 
     return S
