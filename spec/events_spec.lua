@@ -169,7 +169,8 @@ describe("dike.on_event", function()
         restore()
         local got = {}
         for i, e in ipairs(seen) do
-            got[i] = e.event .. " " .. e.rows .. (e.calls and " " .. e.calls or "") .. (e.reason and " " .. e.reason or "")
+            got[i] = e.event .. " " .. e.rows .. (e.calls and " " .. e.calls or "")
+                .. (e.reason and " " .. e.reason or "")
         end
         assert.same({ "sent 1 1 flush", "done 1", "sent 2 3 size", "done 2" }, got)
     end)
