@@ -577,6 +577,19 @@ describe("dike.batch", function()
             assert_idle(f)
         end)
 
+        it("a function that calls its own wrapper under a full cap times out, and nothing is left", function()
+            local f
+            f = dike.batch{ target_batch_size = 1, max_waiting_time = 10, max_processing_time = 0.05,
+                            max_concurrent_batches = 1 }(function(xs)
+                if xs[1] == 1 then return f({ 2 }) end -- waits for a slot only its own end frees
+                return xs
+            end)
+            local r = concurrently({ function() return f({ 1 }) end })
+            assert.equal(dike.TimeoutError, getmetatable(r[1]))
+            assert.same({ 2 }, dike.run(f, { 2 })) -- the slot is free again
+            assert_idle(f)
+        end)
+
         it("rejects values that are not an integer >= 1", function()
             for _, v in ipairs({ 0, 1.5, -1, "2" }) do
                 assert.matches("dike.batch: max_concurrent_batches must be an integer >= 1 or math.huge, got ",

@@ -497,8 +497,10 @@ local function place(B, t, rows, keys, nargs, ...)
         local shapes, kind_of = {}, shape.kind_of
         for j = 1, nargs do shapes[j] = kind_of(array_mode, (select(j, ...))) end
         if nargs == 1 and shapes[1] == true then shapes = ONE_SEQUENCE end
+        -- (the buffers first: making them may fail, and then no batch was opened)
+        local cols = array_mode and columns.new(B.target, rows, nargs, shapes, ...)
         Q = open_batch(B, nargs, shapes)
-        if array_mode then columns.open(Q, B.target, rows, nargs, shapes, ...) end
+        if cols then columns.attach(Q, cols) end
     end
     local stored
     if array_mode then

@@ -62,9 +62,9 @@ local ELEM_BYTES = { double = 8, float = 4, int32 = 4, int64 = 8, uint8 = 1 }
 -- reaches the target may pass it) up to this many bytes; past that it grows by doubling.
 local FIRST_BYTES = 262144
 
---- Make the open batch's buffers from its first call (already checked): shapes[j] the kind
---- of argument j (shape.kind_of), `rows` the call's rows. Appends nothing.
-function M.open(Q, target, rows, nargs, shapes, ...)
+--- The buffers of a batch whose first call (already checked) has `rows` rows: shapes[j] the
+--- kind of argument j (shape.kind_of). Appends nothing.
+function M.new(target, rows, nargs, shapes, ...)
     local cols, colj, colk = {}, {}, {}
     local c = 0
     for j = 1, nargs do
@@ -86,7 +86,12 @@ function M.open(Q, target, rows, nargs, shapes, ...)
         local want = min(target + rows - 1, max(1, floor(FIRST_BYTES / row_bytes)))
         cols[i] = array_buffer(like, max(rows, want))
     end
-    Q.cols, Q.colj, Q.colk, Q.ncols = cols, colj, colk, c
+    return { cols, colj, colk, c }
+end
+
+--- Give the open batch Q the buffers made by M.new.
+function M.attach(Q, made)
+    Q.cols, Q.colj, Q.colk, Q.ncols = made[1], made[2], made[3], made[4]
 end
 
 -- Append the call's arrays to the columns; on an error, take out what was appended.
