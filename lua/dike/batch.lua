@@ -169,10 +169,33 @@ local function pick_array(res, idx, rows)
     return core.array(flat, res:type(), w)
 end
 
+-- deliver (below) for a batch whose rows were deduplicated: each call's rows are where Q.map
+-- says. (A loop of its own: on LuaJIT it compiles apart from the common one.)
+local function deliver_mapped(B, Q, res)
+    local tasks, nrows, map, wake = Q.tasks, Q.nrows, Q.map, rt.wake
+    local array_result = is_array(res)
+    for i = 1, Q.n do
+        local t = tasks[i]
+        if t then
+            local r, m = nrows[i], map[i]
+            tasks[i] = false
+            B.waiting = B.waiting - 1
+            if array_result then
+                wake(t, true, r == 1 and array_slice(res, m, 1) or pick_array(res, m, r))
+            elseif r == 1 then
+                local v = res[m]
+                if rawequal(getmetatable(v), Fail) then wake(t, false, v.err) else wake(t, true, { v }) end
+            else
+                local out, failed = pick_list(res, m, r)
+                if failed then wake(t, false, failed.err) else wake(t, true, out) end
+            end
+        end
+    end
+end
+
 -- Hand each caller still waiting its rows of `res` (a dike.array, or a table that indexing
 -- reads raw: see call_and_read), or the error saying why `res` does not fit. Runs no user code.
 local function deliver(B, Q, res, count)
-    local wake = rt.wake
     local total = Q.total
     if count ~= total then
         local got
@@ -187,29 +210,18 @@ local function deliver(B, Q, res, count)
             "%s: %s returned %s for a batch of %d rows (expected a sequence of %d results, one per row)",
             FNAME, B.name, got, total, total))
     end
-    -- wake only queues the callers, so nothing else touches the batch during this loop
-    local array_result = is_array(res)
-    local tasks, nrows, map = Q.tasks, Q.nrows, Q.map
+    -- wake only queues the callers, so nothing else touches the batch during these loops
+    if Q.map then return deliver_mapped(B, Q, res) end
+    local tasks, nrows, wake = Q.tasks, Q.nrows, rt.wake
     -- an array's rows for every caller at once: one call into the core per batch
-    local parts = array_result and not map and array_split(res, nrows, Q.n, tasks)
+    local parts = is_array(res) and array_split(res, nrows, Q.n, tasks)
     local off = 0
     for i = 1, Q.n do
         local t, r = tasks[i], nrows[i]
         if t then
             tasks[i] = false
             B.waiting = B.waiting - 1
-            if map then -- deduplicated: the call's rows are where map says
-                local m = map[i]
-                if array_result then
-                    wake(t, true, r == 1 and array_slice(res, m, 1) or pick_array(res, m, r))
-                elseif r == 1 then
-                    local v = res[m]
-                    if rawequal(getmetatable(v), Fail) then wake(t, false, v.err) else wake(t, true, { v }) end
-                else
-                    local out, failed = pick_list(res, m, r)
-                    if failed then wake(t, false, failed.err) else wake(t, true, out) end
-                end
-            elseif parts then
+            if parts then
                 wake(t, true, parts[i])
             elseif r == 1 then
                 local v = res[off + 1]
@@ -565,7 +577,12 @@ local function list_call(B, t, nargs, ...)
     end
     local key, keys = B.key, false
     if key then -- user code: before the call touches any batch
-        keys = rows == 1 and dedup.key(key, a1[1]) or dedup.keys(key, rows, 1, a1)
+        if rows == 1 then
+            keys = key(a1[1])
+            if keys == nil or keys ~= keys then dedup.refuse(keys, 1) end
+        else
+            keys = dedup.keys(key, rows, 1, a1)
+        end
     end
     local Q = B.open
     if Q and not Q.single then return place(B, t, rows, keys, 1, a1) end -- (to word the error)

@@ -15,11 +15,15 @@ local is_named, bad_call, new_tab = shape.is_named, shape.bad_call, shape.new_ta
 
 local M = {}
 
+--- Raise (to the caller) that the key of row r, nil or NaN, cannot be a key.
+local function refuse(k, r)
+    bad_call(format("key returned %s for row %d of the call (a key cannot be nil or NaN)",
+                    k == nil and "nil" or "nan", r))
+end
+M.refuse = refuse
+
 local function checked(k, r)
-    if k == nil or k ~= k then
-        bad_call(format("key returned %s for row %d of the call (a key cannot be nil or NaN)",
-                        k == nil and "nil" or "nan", r))
-    end
+    if k == nil or k ~= k then refuse(k, r) end
     return k
 end
 
@@ -28,11 +32,6 @@ local function named_row(t, r)
     local row = {}
     for k, s in next, t do row[k] = s[r] end
     return row
-end
-
---- The key of a one-row call's only value (a one-sequence call: the common case).
-function M.key(key, v)
-    return checked(key(v), 1)
 end
 
 --- The keys of a checked call of `rows` rows (arguments ...): the key when it has one row,
