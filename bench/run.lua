@@ -1,5 +1,5 @@
 --- The benchmark driver (`make bench`, through bench/run.sh). It runs every measurement of
--- the eight workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
+-- the ten workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
 -- several times, each in a fresh process, interleaved (round 1 of everything, then round 2,
 -- ...) so that the machine's noise falls on every variant alike; takes medians; prints one
 -- table of ratios with the absolute figures beside
@@ -90,9 +90,11 @@ local INTERP = {
 -- Sizes from the issue; `smoke` sizes only prove the scripts still run.
 local N = opts.smoke
     and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300, tasks = 300, wait = 200,
-          node_calls = 200, events = 2000 }
+          node_calls = 200, events = 2000, cap = 1, dedup = 300 }
     or { batch = 100000, calls = 1000000, fail = 100000, queue = { 1000, 10000, 100000 }, array = 100000,
-         tasks = 200000, wait = 100000, node_calls = 200000, events = 1000000 }
+         tasks = 200000, wait = 100000, node_calls = 200000, events = 1000000, cap = 3, dedup = 100000 }
+local WIDTHS = { 1, 16, 64 }
+local CAPS = { "nocap", "cap1", "cap2" }
 
 local M = {}
 local function measure(key, interp, script, impl, n, extra)
@@ -141,9 +143,11 @@ for i, q in ipairs(N.queue) do
         measure("queue." .. impl .. "." .. i, "luajit", "bench/lua/queue.lua", impl, q)
     end
 end
--- 6. array mode
-for _, impl in ipairs({ "array", "list" }) do
-    measure("array." .. impl, "luajit", "bench/lua/array.lua", impl, N.array)
+-- 6. array mode, rows of 1, 16 and 64 doubles
+for _, w in ipairs(WIDTHS) do
+    for _, impl in ipairs({ "array", "list" }) do
+        measure("array." .. impl .. w, "luajit", "bench/lua/array.lua", impl .. w, N.array)
+    end
 end
 -- 7. circuit breaker and timeout on calls that do not wait; timeout on calls that wait once
 for _, interp in ipairs({ "luajit", "lua54" }) do
@@ -160,6 +164,17 @@ end
 -- 8. the cost of an event
 for _, impl in ipairs({ "none", "noop", "noop_main" }) do
     measure("events." .. impl, "luajit", "bench/lua/events.lua", impl, N.events)
+end
+-- 9. max_concurrent_batches under the demo service's load (needs wrk: `--smoke` skips it without)
+for _, impl in ipairs(CAPS) do
+    measure("cap." .. impl, "luajit", "bench/lua/batch_cap.lua", impl, N.cap, { wrk = true })
+end
+-- 10. dedup by key, beside dataloader's cache
+for _, impl in ipairs({ "key", "nokey" }) do
+    measure("dedup." .. impl, "luajit", "bench/lua/dedup.lua", impl, N.dedup)
+end
+for _, impl in ipairs({ "cached", "uncached" }) do
+    measure("dedup.dataloader." .. impl, "node", "bench/node/dedup.mjs", impl, N.dedup, { node = true })
 end
 
 ---------------------------------------------------------------- running
@@ -226,9 +241,10 @@ local function run_one(m, round)
     list[#list + 1] = r
 end
 
+local have_wrk = exists("wrk")
 local selected = {}
 for _, m in ipairs(M) do
-    if not m.node or have_node then selected[#selected + 1] = m end
+    if (not m.node or have_node) and (not m.wrk or have_wrk) then selected[#selected + 1] = m end
 end
 io.stderr:write(format("bench: %d measurements x %d rounds%s\n", #selected, opts.runs,
                        have_node and "" or " (no Node peers)"))
@@ -352,9 +368,11 @@ for i, q in ipairs(N.queue) do
     row(W5, format("hand-written FIFO, %d waiting", q), "queue.minimal." .. i, "ns/call", "queue.minimal.1")
 end
 
-local W6 = format("6. array mode, %s callers x 16 doubles", N.array)
-row(W6, "list mode", "array.list", "ns/call", "array.list")
-row(W6, "array mode", "array.array", "ns/call", "array.list")
+local W6 = format("6. array mode, %s callers, a row of W doubles each", N.array)
+for _, w in ipairs(WIDTHS) do
+    row(W6, format("list mode, W = %d", w), "array.list" .. w, "ns/call", "array.list" .. w)
+    row(W6, format("array mode, W = %d, ratio to list mode", w), "array.array" .. w, "ns/call", "array.list" .. w)
+end
 
 local W7 = format("7. circuit_breaker and timeout, %s calls (%s that wait once)", N.calls, N.wait)
 for _, interp in ipairs({ "luajit", "lua54" }) do
@@ -377,6 +395,22 @@ local W8 = format("8. events, %s emits of a retry event", N.events)
 row(W8, "no observer (LuaJIT)", "events.none", "ns/call", "events.none")
 row(W8, "a no-op observer, emitted in a task (LuaJIT)", "events.noop", "ns/call", "events.none")
 row(W8, "a no-op observer, emitted on the main thread (LuaJIT)", "events.noop_main", "ns/call", "events.none")
+
+local W9 = format("9. demo service, model 2 ms + 20 us/row, wrk -c128, %d s", N.cap)
+for _, impl in ipairs(CAPS) do
+    local p99, batch = field("cap." .. impl, "p99_ms"), field("cap." .. impl, "mean_batch")
+    local what = impl == "nocap" and "no max_concurrent_batches" or "max_concurrent_batches = " .. impl:sub(4)
+    row(W9, format("%s: p99 %s ms, mean batch %s rows", what, p99 and format("%.1f", p99) or "-",
+                   batch and format("%.0f", batch) or "-"), "cap." .. impl, "calls/s", "cap.nocap")
+end
+
+local W10 = format("10. dedup, %s calls over 1,000 keys", N.dedup)
+for _, d in ipairs({ { "dike.batch{key = ...}", "dedup.key" }, { "dike.batch without key", "dedup.nokey" },
+                     { "dataloader, cache (across batches)", "dedup.dataloader.cached" },
+                     { "dataloader, cache: false", "dedup.dataloader.uncached" } }) do
+    local sent = field(d[2], "rows_sent")
+    row(W10, format("%s: %s rows sent", d[1], sent and format("%.0f", sent) or "-"), d[2], "calls/s", "dedup.key")
+end
 
 local function ratio_of(key, ref)
     local a, b = per_op(key), per_op(ref)
@@ -414,6 +448,9 @@ local floors = {
       value = ratio_of("batch.contract.luajit", "batch.minimal.luajit") },
 }
 target("memory per waiting batch caller (LuaJIT), bytes", mem_dike, 600, "<= 600")
+target("array mode, W = 1: cost / list mode's", ratio_of("array.array1", "array.list1"), 1.0, "<= 1.0")
+target("array mode, W = 64: cost / list mode's", ratio_of("array.array64", "array.list64"), 1 / 3,
+       "<= 0.33 (>= 3x throughput)")
 
 local function fmt_value(v, unit)
     if v == nil then return "-" end

@@ -1,7 +1,6 @@
-/* array.c - typed arrays: checked creation, access, concat, slice (dike.h). */
+/* array.c - typed arrays and batch buffers: checked access, append, remove, copy (dike.h). */
 #include <float.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "dike.h"
@@ -95,47 +94,20 @@ int dike_array_nbytes(int type, size_t width, size_t nrows, size_t *nbytes) {
   return 0;
 }
 
-int dike_array_init(dike_array *a, int type, size_t width, size_t nrows) {
-  size_t nbytes;
-  void *data = NULL;
-  int rc = dike_array_nbytes(type, width, nrows, &nbytes);
-  if (rc != 0)
-    return rc;
-  if (nbytes != 0) {
-    data = calloc(nrows * width, dike_elemtype_size(type));
-    if (data == NULL)
-      return DIKE_ENOMEM;
-  }
-  a->data = data;
-  a->nrows = nrows;
-  a->width = width;
-  a->type = type;
-  a->owned = 1;
-  return 0;
-}
-
 int dike_array_view(dike_array *a, int type, size_t width, size_t nrows,
-                    void *data) {
+                    size_t caprows, void *data) {
   size_t nbytes;
-  int rc = dike_array_nbytes(type, width, nrows, &nbytes);
+  int rc = dike_array_nbytes(type, width, caprows, &nbytes);
   if (rc != 0)
     return rc;
-  if (data == NULL && nbytes != 0)
+  if (nrows > caprows || (data == NULL && nbytes != 0))
     return DIKE_EINVAL;
   a->data = nbytes != 0 ? data : NULL;
   a->nrows = nrows;
+  a->caprows = caprows;
   a->width = width;
   a->type = type;
-  a->owned = 0;
   return 0;
-}
-
-void dike_array_free(dike_array *a) {
-  if (a->owned)
-    free(a->data);
-  a->data = NULL;
-  a->nrows = 0;
-  a->owned = 0;
 }
 
 size_t dike_array_len(const dike_array *a) {
@@ -243,110 +215,73 @@ int dike_array_get_int64(const dike_array *a, size_t i, int64_t *v) {
   }
 }
 
-int dike_array_concat_shape(const dike_array *const *parts, size_t n,
-                            int *type, size_t *width, size_t *nrows,
-                            size_t *bad) {
-  size_t i, total = 0, nbytes;
-  int rc;
-  if (n == 0 || parts == NULL)
-    return DIKE_EINVAL;
-  for (i = 0; i < n; i++) {
-    if (parts[i] == NULL)
-      return DIKE_EINVAL;
-    if (parts[i]->type != parts[0]->type ||
-        parts[i]->width != parts[0]->width) {
-      if (bad != NULL)
-        *bad = i;
-      return DIKE_EMISMATCH;
-    }
-    if (parts[i]->nrows > SIZE_MAX - total)
-      return DIKE_EOVERFLOW;
-    total += parts[i]->nrows;
-  }
-  rc = dike_array_nbytes(parts[0]->type, parts[0]->width, total, &nbytes);
-  if (rc != 0)
-    return rc;
-  if (type != NULL)
-    *type = parts[0]->type;
-  if (width != NULL)
-    *width = parts[0]->width;
-  if (nrows != NULL)
-    *nrows = total;
-  return 0;
+/* Rows [first, first + nrows) lie within the rows in use. */
+static int rows_in_use(const dike_array *a, size_t first, size_t nrows) {
+  return first <= a->nrows && nrows <= a->nrows - first;
 }
 
-int dike_array_concat_into(dike_array *out, const dike_array *const *parts,
-                           size_t n) {
-  size_t i, width, nrows, at = 0;
-  int type;
-  int rc = dike_array_concat_shape(parts, n, &type, &width, &nrows, NULL);
-  if (rc != 0)
-    return rc;
-  if (out->type != type || out->width != width || out->nrows != nrows)
-    return DIKE_EMISMATCH;
-  for (i = 0; i < n; i++) {
-    rc = dike_array_copy_rows(out, at, parts[i], 0, parts[i]->nrows);
-    if (rc != 0)
-      return rc; /* not reached: the shapes were checked */
-    at += parts[i]->nrows;
-  }
-  return 0;
-}
-
-int dike_array_concat(dike_array *out, const dike_array *const *parts,
-                      size_t n) {
-  dike_array tmp;
-  size_t width, nrows;
-  int type;
-  int rc = dike_array_concat_shape(parts, n, &type, &width, &nrows, NULL);
-  if (rc != 0)
-    return rc;
-  rc = dike_array_init(&tmp, type, width, nrows);
-  if (rc != 0)
-    return rc;
-  rc = dike_array_concat_into(&tmp, parts, n);
-  if (rc != 0) {
-    dike_array_free(&tmp);
-    return rc;
-  }
-  *out = tmp;
-  return 0;
-}
-
-int dike_array_slice_check(const dike_array *a, size_t first, size_t nrows) {
-  if (first > a->nrows || nrows > a->nrows - first)
-    return DIKE_EINDEX;
-  return 0;
-}
-
-int dike_array_slice(dike_array *out, const dike_array *a, size_t first,
-                     size_t nrows) {
-  dike_array tmp;
-  int rc = dike_array_slice_check(a, first, nrows);
-  if (rc != 0)
-    return rc;
-  rc = dike_array_init(&tmp, a->type, a->width, nrows);
-  if (rc != 0)
-    return rc;
-  (void)dike_array_copy_rows(&tmp, 0, a, first, nrows);
-  *out = tmp;
-  return 0;
+static size_t row_bytes(const dike_array *a) {
+  /* A valid array's byte size fits, so this product does too. */
+  return a->width * dike_elemtype_size(a->type);
 }
 
 int dike_array_copy_rows(dike_array *dst, size_t dst_first,
                          const dike_array *src, size_t src_first,
                          size_t nrows) {
-  size_t rowbytes;
+  size_t rb;
   if (dst->type != src->type || dst->width != src->width)
     return DIKE_EMISMATCH;
-  if (dike_array_slice_check(dst, dst_first, nrows) != 0 ||
-      dike_array_slice_check(src, src_first, nrows) != 0)
+  if (!rows_in_use(dst, dst_first, nrows) || !rows_in_use(src, src_first, nrows))
     return DIKE_EINDEX;
   if (nrows == 0)
     return 0; /* data may be NULL, and memmove(NULL, ..., 0) is undefined */
-  /* Both arrays are valid, so their byte sizes (and these products) fit. */
-  rowbytes = src->width * dike_elemtype_size(src->type);
-  memmove((char *)dst->data + dst_first * rowbytes,
-          (const char *)src->data + src_first * rowbytes, nrows * rowbytes);
+  rb = row_bytes(src);
+  memmove((char *)dst->data + dst_first * rb,
+          (const char *)src->data + src_first * rb, nrows * rb);
   return 0;
+}
+
+int dike_array_append(dike_array *a, const dike_array *src) {
+  size_t rb;
+  if (a->type != src->type || a->width != src->width)
+    return DIKE_EMISMATCH;
+  if (src->nrows > a->caprows - a->nrows)
+    return DIKE_EFULL;
+  if (src->nrows == 0)
+    return 0;
+  rb = row_bytes(a);
+  /* memcpy: src is another array, so the blocks never overlap. */
+  memcpy((char *)a->data + a->nrows * rb, src->data, src->nrows * rb);
+  a->nrows += src->nrows;
+  return 0;
+}
+
+int dike_array_remove_rows(dike_array *a, size_t first, size_t nrows) {
+  size_t rb, after;
+  if (!rows_in_use(a, first, nrows))
+    return DIKE_EINDEX;
+  if (nrows == 0)
+    return 0;
+  rb = row_bytes(a);
+  after = a->nrows - first - nrows;
+  if (after != 0)
+    memmove((char *)a->data + first * rb,
+            (const char *)a->data + (first + nrows) * rb, after * rb);
+  a->nrows -= nrows;
+  return 0;
+}
+
+size_t dike_array_grow_rows(int type, size_t width, size_t caprows,
+                            size_t need) {
+  size_t n = caprows, nbytes;
+  if (n >= need)
+    return caprows;
+  if (n < 8)
+    n = 8;
+  while (n < need)
+    n = n <= SIZE_MAX / 2 ? n * 2 : need;
+  if (dike_array_nbytes(type, width, n, &nbytes) == 0)
+    return n;
+  /* Doubling passed what fits: settle for exactly what is needed. */
+  return dike_array_nbytes(type, width, need, &nbytes) == 0 ? need : 0;
 }

@@ -23,10 +23,10 @@ extern "C" {
  * Errors
  *
  * Codes are small negative ints, fixed by this table (stable across
- * versions: append, never renumber). dike_errname() gives the symbolic
- * name without the DIKE_ prefix ("EINVAL"), dike_strerror() a short
- * message. Both return static strings for every int, including 0 ("OK",
- * "success") and codes not in the table ("EUNKNOWN", "unknown error").
+ * versions: append, never renumber); the binding exports them as
+ * core.EINVAL, ... dike_strerror() gives a short message: a static string
+ * for every int, including 0 ("success") and codes not in the table
+ * ("unknown error").
  * ====================================================================== */
 
 #define DIKE_ERRNO_MAP(XX)                                            \
@@ -35,7 +35,8 @@ extern "C" {
   XX(ERANGE, -3, "value does not fit the element type")               \
   XX(EOVERFLOW, -4, "size arithmetic overflows")                      \
   XX(EINDEX, -5, "index out of range")                                \
-  XX(EMISMATCH, -6, "element types or widths differ")
+  XX(EMISMATCH, -6, "element types or widths differ")                 \
+  XX(EFULL, -7, "no room for the rows")
 
 enum {
   DIKE_OK = 0,
@@ -44,7 +45,6 @@ enum {
 #undef DIKE_ERRNO_ENUM_
 };
 
-const char *dike_errname(int code);
 const char *dike_strerror(int code);
 
 /* ======================================================================
@@ -129,79 +129,24 @@ int dike_backoff_over_budget(double elapsed, double next_delay,
                              double max_elapsed);
 
 /* ======================================================================
- * Batch queue
+ * Typed arrays and batch buffers
  *
- * The calls queued for the batch being filled, as row segments. Each call
- * gets an id (a small positive integer) on append. An id names its call
- * until the call is cancelled or taken; then it is recycled (free list;
- * once the queue is empty ids restart from 1), so ids stay small, and the
- * caller must drop an id at that point: later it may name a newer call.
- * Cancelling an id that is not live is harmless (returns 0). Append and
- * cancel are O(1) (amortized); take is O(appends since the last take) and
- * hands back the live calls in arrival order with their 0-based row offset
- * in the concatenated batch, leaving the queue empty.
+ * A dense row-major block of rows of `width` elements of one element type,
+ * in memory the caller owns (the Lua binding keeps it inside the array's
+ * userdata, so the GC sees its size and nothing needs a finalizer). The
+ * memory holds `caprows` rows; the first `nrows` are in use. An ordinary
+ * array is full (nrows == caprows). A batch buffer is an array with room
+ * to spare: dike.batch appends each call's rows to the open batch's buffer
+ * as the call arrives (dike_array_append; a cancelled call's rows are taken
+ * out again by dike_array_remove_rows), and when the batch is sent the
+ * buffer itself is the array the batched function receives: rows are
+ * copied once, on arrival, never concatenated at send.
  *
- * Internals: slots[id-1] is a call; rows == 0 marks a free slot (link = the
- * next free id, 0 ends the list), otherwise link = its position in order[].
- * order[] holds segments in arrival order; a cancelled call leaves a stale
- * entry there that take skips (its slot is free or points elsewhere).
- * ====================================================================== */
-
-typedef struct dike_batchq_seg {
-  size_t id;
-  size_t rows;
-  size_t offset; /* filled in by take */
-} dike_batchq_seg;
-
-typedef struct dike_batchq_slot {
-  size_t rows;
-  size_t link;
-} dike_batchq_slot;
-
-typedef struct dike_batchq {
-  dike_batchq_slot *slots;
-  size_t nslots, slots_cap;
-  size_t free_head; /* first free id, 0 if none */
-  dike_batchq_seg *order;
-  size_t norder, order_cap;
-  size_t count; /* live calls  */
-  size_t rows;  /* queued rows */
-} dike_batchq;
-
-void dike_batchq_init(dike_batchq *q);
-void dike_batchq_free(dike_batchq *q); /* releases memory; q is then empty */
-/* Queue a call of `rows` (>= 1) rows; *id receives its id. DIKE_EINVAL for
- * rows == 0, DIKE_EOVERFLOW when the queued rows would overflow size_t,
- * DIKE_ENOMEM; q is unchanged on failure. */
-int dike_batchq_append(dike_batchq *q, size_t rows, size_t *id);
-/* Remove a queued call. Returns 1 if id was live (its rows no longer
- * count), 0 otherwise (unknown, cancelled or already taken). */
-int dike_batchq_cancel(dike_batchq *q, size_t id);
-size_t dike_batchq_count(const dike_batchq *q);
-size_t dike_batchq_rows(const dike_batchq *q);
-/* 1 when queuing `rows` more rows would make the queue hold more than
- * `cap` rows (overflow counts as exceeding). */
-int dike_batchq_would_exceed(const dike_batchq *q, size_t rows, size_t cap);
-/* 1 when the queued rows reach `target`. */
-int dike_batchq_reached(const dike_batchq *q, size_t target);
-/* Empty the queue: *segs points at the live calls in arrival order
- * (offsets set), *n at their number. The segments belong to q and stay
- * valid until the next append, take or free. Their ids are free again. */
-void dike_batchq_take(dike_batchq *q, const dike_batchq_seg **segs,
-                      size_t *n);
-
-/* ======================================================================
- * Typed arrays
- *
- * A dense row-major block of nrows * width elements of one element type.
- * The size in bytes is always computed with overflow checks, and width is
- * at most DIKE_ARRAY_MAX_WIDTH, so nrows * width never overflows for a
- * valid array. Data is either owned (malloc'd by dike_array_init or
- * dike_array_concat, freed by dike_array_free) or a view over memory the
- * caller owns (dike_array_view; the Lua binding keeps it inside the
- * userdata so the GC sees its size). Values are checked on the way in:
- * integer types take only integral values in range (so never NaN), float
- * takes any value within +-FLT_MAX (or +-inf, NaN), double anything.
+ * Sizes are computed with overflow checks, and width is at most
+ * DIKE_ARRAY_MAX_WIDTH, so rows * width never overflows for a valid array.
+ * Values are checked on the way in: integer types take only integral
+ * values in range (so never NaN), float takes any value within +-FLT_MAX
+ * (or +-inf, NaN), double anything.
  * ====================================================================== */
 
 typedef enum dike_elemtype {
@@ -227,66 +172,58 @@ int dike_elemtype_check(int type, double v);
 int dike_elemtype_check_int64(int type, int64_t v);
 
 typedef struct dike_array {
-  void *data;   /* nrows * width elements; NULL when empty */
-  size_t nrows;
-  size_t width; /* elements per row, 1..DIKE_ARRAY_MAX_WIDTH */
-  int type;     /* a dike_elemtype */
-  int owned;    /* data is freed by dike_array_free */
+  void *data;     /* caprows * width elements; NULL when caprows is 0 */
+  size_t nrows;   /* rows in use, <= caprows */
+  size_t caprows; /* rows the memory holds */
+  size_t width;   /* elements per row, 1..DIKE_ARRAY_MAX_WIDTH */
+  int type;       /* a dike_elemtype */
 } dike_array;
 
 /* Bytes for nrows rows: DIKE_EINVAL (unknown type, width 0 or too large),
  * DIKE_EOVERFLOW. */
 int dike_array_nbytes(int type, size_t width, size_t nrows, size_t *nbytes);
-/* Allocate a zero-filled owned array. */
-int dike_array_init(dike_array *a, int type, size_t width, size_t nrows);
-/* Describe caller-owned memory of at least dike_array_nbytes() bytes,
- * suitably aligned for the type. */
+/* Describe caller-owned memory of at least dike_array_nbytes(caprows)
+ * bytes, suitably aligned for the type, holding nrows <= caprows rows in
+ * use: DIKE_EINVAL (bad shape, nrows > caprows, NULL data for a non-empty
+ * capacity), DIKE_EOVERFLOW. */
 int dike_array_view(dike_array *a, int type, size_t width, size_t nrows,
-                    void *data);
-/* Frees owned data; the array becomes empty. Safe on views and twice. */
-void dike_array_free(dike_array *a);
-/* Number of elements (nrows * width). */
+                    size_t caprows, void *data);
+/* Number of elements in use (nrows * width). */
 size_t dike_array_len(const dike_array *a);
 /* Flat index of (row, col), both 0-based: DIKE_EINDEX when out of range. */
 int dike_array_index(const dike_array *a, size_t row, size_t col,
                      size_t *index);
 
-/* Element i (flat, 0-based). Setters check the value (DIKE_ERANGE) and the
- * index (DIKE_EINDEX) and leave the array unchanged on failure. The int64
- * variants are exact for all int64 values (doubles are only exact up to
- * 2^53); getting a double/float element as int64 needs an integral value
- * in range (DIKE_ERANGE otherwise). */
+/* Element i (flat, 0-based, among the rows in use). Setters check the
+ * value (DIKE_ERANGE) and the index (DIKE_EINDEX) and leave the array
+ * unchanged on failure. The int64 variants are exact for all int64 values
+ * (doubles are only exact up to 2^53); getting a double/float element as
+ * int64 needs an integral value in range (DIKE_ERANGE otherwise). */
 int dike_array_set(dike_array *a, size_t i, double v);
 int dike_array_set_int64(dike_array *a, size_t i, int64_t v);
 int dike_array_get(const dike_array *a, size_t i, double *v);
 int dike_array_get_int64(const dike_array *a, size_t i, int64_t *v);
 
-/* Concatenation of n >= 1 arrays of the same type and width, rows in
- * order. dike_array_concat_shape() only checks and sizes: DIKE_EINVAL for
- * n == 0 or a NULL part, DIKE_EMISMATCH when part *bad (if bad is not
- * NULL) differs from part 0 in type or width, DIKE_EOVERFLOW when the
- * total does not fit. dike_array_concat_into() copies into `out`, which
- * must already have that shape (DIKE_EMISMATCH otherwise);
- * dike_array_concat() allocates `out` (owned). */
-int dike_array_concat_shape(const dike_array *const *parts, size_t n,
-                            int *type, size_t *width, size_t *nrows,
-                            size_t *bad);
-int dike_array_concat_into(dike_array *out, const dike_array *const *parts,
-                           size_t n);
-int dike_array_concat(dike_array *out, const dike_array *const *parts,
-                      size_t n);
-
-/* Rows [first, first + nrows) of a (0-based). first may equal a->nrows when
- * nrows is 0. dike_array_slice_check() gives DIKE_EINDEX for rows outside
- * a; dike_array_slice() copies them into a new owned array; and
- * dike_array_copy_rows() copies between two arrays of the same type and
- * width (DIKE_EMISMATCH otherwise). */
-int dike_array_slice_check(const dike_array *a, size_t first, size_t nrows);
-int dike_array_slice(dike_array *out, const dike_array *a, size_t first,
-                     size_t nrows);
+/* Copy nrows rows of src from row src_first to row dst_first of dst, both
+ * within the rows in use (src == dst may overlap): DIKE_EMISMATCH for
+ * another type or width, DIKE_EINDEX for rows outside either. */
 int dike_array_copy_rows(dike_array *dst, size_t dst_first,
                          const dike_array *src, size_t src_first,
                          size_t nrows);
+/* Append every row of src after the rows in use of a (a batch buffer
+ * taking a call): DIKE_EMISMATCH for another type or width, DIKE_EFULL
+ * when the spare rows (caprows - nrows) are fewer than src's rows; a is
+ * unchanged on failure. src must not be a. */
+int dike_array_append(dike_array *a, const dike_array *src);
+/* Take rows [first, first + nrows) out of the rows in use, moving the
+ * rows after them down (a cancelled call): DIKE_EINDEX for rows outside. */
+int dike_array_remove_rows(dike_array *a, size_t first, size_t nrows);
+/* The capacity a buffer of caprows rows grows to so that it holds `need`
+ * rows: caprows doubled until it does (at least 8), or `need` itself when
+ * doubling would overflow; 0 when need does not fit the type and width
+ * (dike_array_nbytes fails). Returns caprows when it already holds need. */
+size_t dike_array_grow_rows(int type, size_t width, size_t caprows,
+                            size_t need);
 
 #ifdef __cplusplus
 }

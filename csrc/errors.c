@@ -1,19 +1,5 @@
-/* errors.c - names and messages for the DIKE_E* codes (see dike.h). */
+/* errors.c - messages for the DIKE_E* codes (see dike.h). */
 #include "dike.h"
-
-const char *dike_errname(int code) {
-  switch (code) {
-  case DIKE_OK:
-    return "OK";
-#define DIKE_ERRNAME_CASE_(name, value, msg) \
-  case DIKE_##name:                          \
-    return #name;
-    DIKE_ERRNO_MAP(DIKE_ERRNAME_CASE_)
-#undef DIKE_ERRNAME_CASE_
-  default:
-    return "EUNKNOWN";
-  }
-}
 
 const char *dike_strerror(int code) {
   switch (code) {

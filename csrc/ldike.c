@@ -17,19 +17,8 @@
  *   Without jitter the delays are bit for bit d, d*factor, d*factor^2, ...
  *   capped; full: U(0, b); equal: b/2 + U(0, b/2); decorrelated:
  *   min(cap, U(delay, 3*prev)).
- * bo:seed(n)                      reseed the PRNG (same seed, same draws)
  * core.over_budget(elapsed, next_delay, max_elapsed_or_nil) -> boolean
  *   elapsed + next_delay >= max_elapsed; nil, <= 0 or inf: no budget.
- *
- * core.batchq() -> BatchQ ("dike.BatchQ"): the calls queued for one batch.
- * q:append(rows) -> id, queued    rows an integer >= 1; queued = the rows
- *   now queued (q:rows()). Ids are small integers, recycled once the call is
- *   cancelled or taken: drop the id then.
- * q:cancel(id) -> boolean         true if id was queued (now removed)
- * q:rows() -> queued rows; q:count() -> queued calls
- * q:take(out) -> n, rows          out[3i-2], out[3i-1], out[3i] = id, rows,
- *   0-based row offset, for i = 1..n in arrival order; rows is the total.
- *   The queue is then empty. Entries of out beyond 3n are left as they were.
  *
  * core.array(list [, elemtype [, width]]) -> Array ("dike.Array")
  *   elemtype "double" (default) | "float" | "int32" | "int64" | "uint8";
@@ -43,15 +32,21 @@
  *   integers on 5.3+ (int64 beyond 2^53 is rounded on LuaJIT). The list
  *   is read raw (no __index/__len); one with a hole (a positive integer key
  *   beyond #list, wherever # stopped) is refused. Arrays are read-only.
- * core.array_concat(list_of_arrays) -> Array   (same type and width)
  * core.is_array(x) -> boolean
+ * core.array_slice(a, first_row, nrows) -> Array   (a:slice as a function)
+ * Batch buffers (dike.batch's array mode; ldike_array.c):
+ * core.array_buffer(like, caprows) -> an empty array shaped like `like`
+ *   with room for caprows rows
+ * core.array_append(buf, src) -> buf', rows | nil, code   src's rows
+ *   appended; buf' is a larger copy when buf was full; code core.EINVAL
+ *   (src is not an array) or core.EMISMATCH (type or width)
+ * core.array_remove(buf, first_row, nrows)   rows taken out (a cancel)
  *
- * core.errname(code), core.strerror(code)  names/messages of DIKE_E* codes;
- * core.EINVAL, core.ENOMEM, ... the codes themselves.
+ * core.EINVAL, core.ENOMEM, ... the DIKE_E* codes.
  *
- * Only BatchQ has a __gc (its queue is malloc'd). Backoff and Array keep
- * everything inside the userdata (an array's elements too, so the GC sees
- * their size), and a __gc would only delay their reclamation by a cycle.
+ * No type has a __gc: Backoff and Array keep everything inside the
+ * userdata (an array's elements too, so the GC sees their size), and a
+ * __gc would only delay their reclamation by a cycle.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -243,20 +238,6 @@ const char *ldike_valstr(lua_State *L, int idx, char *buf, size_t size) {
   return luaL_typename(L, idx);
 }
 
-/* ---- errors ---- */
-
-static int l_errname(lua_State *L) {
-  lua_pushstring(L, dike_errname((int)ldike_checkint(L, 1, INT32_MIN,
-                                                     INT32_MAX, "code")));
-  return 1;
-}
-
-static int l_strerror(lua_State *L) {
-  lua_pushstring(L, dike_strerror((int)ldike_checkint(L, 1, INT32_MIN,
-                                                      INT32_MAX, "code")));
-  return 1;
-}
-
 /* ---- the module ---- */
 
 static const struct {
@@ -264,21 +245,14 @@ static const struct {
   void (*open)(lua_State *L);
 } parts[] = {
     {"backoff", ldike_open_backoff},
-    {"batchq", ldike_open_batchq},
     {"array", ldike_open_array},
 };
 
 LDIKE_EXPORT int luaopen_dike_core(lua_State *L);
 
 int luaopen_dike_core(lua_State *L) {
-  static const luaL_Reg funcs[] = {
-      {"errname", l_errname},
-      {"strerror", l_strerror},
-      {NULL, NULL},
-  };
   size_t i;
   lua_newtable(L);
-  ldike_setfuncs(L, funcs, 0);
   for (i = 0; i < sizeof parts / sizeof parts[0]; i++)
     parts[i].open(L);
   lua_pushnumber(L, DIKE_BACKOFF_MAX_DELAY);

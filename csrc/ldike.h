@@ -37,7 +37,6 @@
 
 /* Metatable (registry) names. */
 #define LDIKE_BACKOFF "dike.Backoff"
-#define LDIKE_BATCHQ "dike.BatchQ"
 #define LDIKE_ARRAY "dike.Array"
 
 /* Largest count or size accepted from Lua: 2^53, exact in a double (so
@@ -119,7 +118,6 @@ LDIKE_HIDDEN const char *ldike_numstr(double v, char *buf, size_t size);
  * top of the stack) ---- */
 
 LDIKE_HIDDEN void ldike_open_backoff(lua_State *L);
-LDIKE_HIDDEN void ldike_open_batchq(lua_State *L);
 LDIKE_HIDDEN void ldike_open_array(lua_State *L);
 
 #endif /* LDIKE_H */

@@ -1,11 +1,19 @@
-/* ldike_array.c - Lua binding of typed arrays (dike.Array).
+/* ldike_array.c - Lua binding of typed arrays (dike.Array) and of the
+ * batch buffers dike.batch fills in array mode.
  *
  * An array's elements live inside its userdata, right after the
  * dike_array header (a view over that memory): one allocation, and the
  * Lua GC sees the full size, so big arrays count towards collection. With
  * nothing outside the userdata to release, the type needs no __gc (which
  * would also delay every array's reclamation by a GC cycle). Arrays are
- * read-only from Lua; slices and concatenations are copies.
+ * read-only from Lua; a slice is a copy (one memcpy).
+ *
+ * A batch buffer is an array made with rows to spare (core.array_buffer):
+ * dike.batch appends each call's rows as the call arrives
+ * (core.array_append; when the spare rows run out it returns a larger
+ * buffer holding the rows so far) and hands the buffer itself to the
+ * batched function once the batch is sent; from then on nothing appends
+ * to it, and to Lua it is an ordinary (read-only) array of its rows.
  */
 #include <limits.h>
 #include <stddef.h>
@@ -27,19 +35,26 @@ typedef struct {
 
 #define SELF(L) (&((ud_array *)ldike_checkself((L), 1, "dike.array"))->a)
 
-/* A new array on the stack: every argument must have been checked. */
-static dike_array *new_array(lua_State *L, int type, size_t width,
-                             size_t nrows) {
+/* A new array on the stack with room for caprows rows, nrows of them in
+ * use: every argument must have been checked (nrows <= caprows). */
+static dike_array *new_buffer(lua_State *L, int type, size_t width,
+                              size_t nrows, size_t caprows) {
   size_t nbytes;
   ud_array *ud;
-  if (dike_array_nbytes(type, width, nrows, &nbytes) != 0 ||
+  if (dike_array_nbytes(type, width, caprows, &nbytes) != 0 ||
       nbytes > SIZE_MAX - offsetof(ud_array, data))
-    ldike_error(L, "dike.array: too large (%zu rows of width %zu)", nrows,
+    ldike_error(L, "dike.array: too large (%zu rows of width %zu)", caprows,
                 width);
   ud = (ud_array *)ldike_newuserdata(L, offsetof(ud_array, data) + nbytes);
-  (void)dike_array_view(&ud->a, type, width, nrows, ud->data);
+  (void)dike_array_view(&ud->a, type, width, nrows, caprows, ud->data);
   ldike_setself(L);
   return &ud->a;
+}
+
+/* A new full array of nrows rows on the stack. */
+static dike_array *new_array(lua_State *L, int type, size_t width,
+                             size_t nrows) {
+  return new_buffer(L, type, width, nrows, nrows);
 }
 
 static int is_integer_type(int type) {
@@ -74,18 +89,9 @@ static int check_elemtype(lua_State *L, int arg) {
   return type;
 }
 
-/* Whether the value on top fits `type` (5.3+ integers are checked exactly,
- * so int64 arrays keep all 64 bits there). */
-static int value_fits(lua_State *L, int type) {
-#if LUA_VERSION_NUM >= 503
-  if (lua_isinteger(L, -1))
-    return dike_elemtype_check_int64(type, (int64_t)lua_tointeger(L, -1)) ==
-           0;
-#endif
-  return dike_elemtype_check(type, (double)lua_tonumber(L, -1)) == 0;
-}
-
-/* 0, or an error code if the value no longer fits (see l_array). */
+/* Store the number on top as element i: 0, or DIKE_ERANGE if it does not
+ * fit (5.3+ integers are checked exactly, so int64 arrays keep all 64 bits
+ * there). */
 static int store_value(lua_State *L, dike_array *a, size_t i) {
   if (lua_type(L, -1) != LUA_TNUMBER)
     return DIKE_EINVAL;
@@ -94,13 +100,6 @@ static int store_value(lua_State *L, dike_array *a, size_t i) {
     return dike_array_set_int64(a, i, (int64_t)lua_tointeger(L, -1));
 #endif
   return dike_array_set(a, i, (double)lua_tonumber(L, -1));
-}
-
-/* The second pass of array() and array_concat() reads the list again after
- * allocating, and an allocation may run a __gc finalizer that changes the
- * list: such a change is refused rather than trusted. */
-static void list_changed(lua_State *L, const char *fn) {
-  ldike_error(L, "dike.%s: the list changed while it was being read", fn);
 }
 
 /* core.array(list [, elemtype [, width]]) */
@@ -121,13 +120,17 @@ static int l_array(lua_State *L) {
     ldike_argerror(L, 1, "#list must be a multiple of width %zu, got %zu",
                    width, len);
   n = (int)len;
-  /* Check every value before allocating, then fill without checks. */
+  /* One pass, after allocating: each element is read once, checked and
+   * stored (an allocation may run a __gc finalizer that changes the list;
+   * reading afterwards, what is stored is what was checked). A refused
+   * element leaves the new array to the GC. */
+  a = new_array(L, type, width, len / width);
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 1, i);
     if (lua_type(L, -1) != LUA_TNUMBER)
       ldike_argerror(L, 1, "element %d must be a number, got %s", i,
                      luaL_typename(L, -1));
-    if (!value_fits(L, type))
+    if (store_value(L, a, (size_t)(i - 1)) != 0)
       ldike_argerror(L, 1, "element %d must fit %s, got %s", i,
                      dike_elemtype_name(type),
                      ldike_valstr(L, -1, buf, sizeof buf));
@@ -135,62 +138,6 @@ static int l_array(lua_State *L) {
   }
   if (ldike_hole_above(L, 1, len)) /* elements past a hole would be dropped */
     ldike_argerror(L, 1, "element %zu must be a number, got nil", len + 1);
-  a = new_array(L, type, width, len / width);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    if (store_value(L, a, (size_t)(i - 1)) != 0)
-      list_changed(L, "array");
-    lua_pop(L, 1);
-  }
-  return 1;
-}
-
-/* core.array_concat(list_of_arrays) */
-static int l_array_concat(lua_State *L) {
-  const dike_array *first = NULL;
-  size_t len, total = 0, at = 0;
-  int i, n;
-  dike_array *out;
-  ldike_checktable(L, 1);
-  len = ldike_rawlen(L, 1);
-  if (len == 0)
-    ldike_argerror(L, 1, "list must hold at least one array");
-  if (len > INT_MAX)
-    ldike_argerror(L, 1, "list too long (%zu elements)", len);
-  n = (int)len;
-  /* All checks first (no allocation): arrays, same shape, total size. */
-  for (i = 1; i <= n; i++) {
-    const ud_array *ud;
-    lua_rawgeti(L, 1, i);
-    ud = (const ud_array *)ldike_testself(L, -1);
-    if (ud == NULL)
-      ldike_argerror(L, 1, "element %d must be a dike.array, got %s", i,
-                     luaL_typename(L, -1));
-    if (first == NULL)
-      first = &ud->a;
-    else if (ud->a.type != first->type || ud->a.width != first->width)
-      ldike_argerror(L, 1, "arrays differ: element 1 is %s x%zu, element %d "
-                           "is %s x%zu",
-                     dike_elemtype_name(first->type), first->width, i,
-                     dike_elemtype_name(ud->a.type), ud->a.width);
-    if (ud->a.nrows > SIZE_MAX - total)
-      ldike_argerror(L, 1, "too many rows in total");
-    total += ud->a.nrows;
-    lua_pop(L, 1); /* the list keeps it alive */
-  }
-  out = new_array(L, first->type, first->width, total);
-  for (i = 1; i <= n; i++) {
-    const ud_array *ud;
-    lua_rawgeti(L, 1, i);
-    ud = (const ud_array *)ldike_testself(L, -1);
-    /* copy_rows checks the shape and that the rows fit in out. */
-    if (ud == NULL || dike_array_copy_rows(out, at, &ud->a, 0, ud->a.nrows))
-      list_changed(L, "array_concat");
-    at += ud->a.nrows;
-    lua_pop(L, 1);
-  }
-  if (at != total)
-    list_changed(L, "array_concat");
   return 1;
 }
 
@@ -280,7 +227,9 @@ static int l_width(lua_State *L) {
   return 1;
 }
 
-/* a:slice(first_row, nrows): a copy (the source may be collected). */
+/* a:slice(first_row, nrows), core.array_slice(a, first_row, nrows): a
+ * copy (one memcpy; the source may be collected). dike.batch gives each
+ * caller of an array-mode batch its rows of the result this way. */
 static int l_slice(lua_State *L) {
   const dike_array *a = SELF(L);
   size_t first = check_size(L, 2, 1, a->nrows + 1, "first_row") - 1;
@@ -288,6 +237,157 @@ static int l_slice(lua_State *L) {
   dike_array *out = new_array(L, a->type, a->width, nrows);
   (void)dike_array_copy_rows(out, 0, a, first, nrows);
   return 1;
+}
+
+/* ---- batch buffers ---- */
+
+/* core.array_buffer(like, caprows) -> an empty array of like's type and
+ * width with room for caprows rows (>= 1). */
+static int l_buffer(lua_State *L) {
+  const ud_array *like = (const ud_array *)ldike_checkself(L, 1, "dike.array");
+  size_t caprows = (size_t)ldike_checkint(L, 2, 1, LDIKE_MAXCOUNT, "caprows");
+  (void)new_buffer(L, like->a.type, like->a.width, 0, caprows);
+  return 1;
+}
+
+/* core.array_append(buf, src) -> buf', rows | nil, code
+ * Appends src's rows to the buffer; buf' is buf, or, when buf had too few
+ * spare rows, a new buffer with more room holding buf's rows and src's
+ * (the caller keeps buf' from then on). rows: src's rows (0 appends
+ * nothing). nil and core.EINVAL when src is not a dike.array, nil and
+ * core.EMISMATCH when its type or width differs from buf's. */
+static int l_append(lua_State *L) {
+  dike_array *buf =
+      &((ud_array *)ldike_checkself(L, 1, "dike.array"))->a;
+  const ud_array *src = (const ud_array *)ldike_testself(L, 2);
+  int rc;
+  if (src == NULL || src == (const ud_array *)(void *)buf) {
+    lua_pushnil(L);
+    lua_pushinteger(L, src == NULL ? DIKE_EINVAL : DIKE_EMISMATCH);
+    return 2;
+  }
+  rc = dike_array_append(buf, &src->a);
+  if (rc == DIKE_EFULL) {
+    size_t need = buf->nrows + src->a.nrows; /* no overflow: both fit memory */
+    size_t cap = dike_array_grow_rows(buf->type, buf->width, buf->caprows,
+                                      need);
+    dike_array *bigger;
+    if (cap == 0)
+      ldike_error(L, "dike.array: %zu rows of width %zu do not fit: %s", need,
+                  buf->width, dike_strerror(DIKE_EOVERFLOW));
+    bigger = new_buffer(L, buf->type, buf->width, buf->nrows, cap);
+    (void)dike_array_copy_rows(bigger, 0, buf, 0, buf->nrows);
+    rc = dike_array_append(bigger, &src->a);
+    /* bigger is on top of the stack */
+  } else {
+    lua_pushvalue(L, 1);
+  }
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushinteger(L, rc);
+    return 2;
+  }
+  ldike_pushsize(L, src->a.nrows);
+  return 2;
+}
+
+/* core.array_split(a, nrows, n, wanted) -> parts: parts[i] a new array of
+ * the next nrows[i] rows of a (one memcpy each), for i = 1..n, made where
+ * wanted[i] is true (not false or nil) and nrows[i] > 0; the rows of the
+ * others are skipped. dike.batch hands each caller its rows of an array
+ * result this way: one call per batch. The counts must add up to #a. */
+static int l_split(lua_State *L) {
+  const dike_array *a = SELF(L);
+  int64_t n = ldike_checkint(L, 3, 0, INT_MAX, "n");
+  size_t at = 0;
+  int i;
+  ldike_checktable(L, 2);
+  ldike_checktable(L, 4);
+  lua_createtable(L, (int)n, 0);
+  for (i = 1; i <= (int)n; i++) {
+    int64_t r;
+    int wanted;
+    lua_rawgeti(L, 2, i);
+    if (!ldike_toint64(L, -1, &r) || r < 0 || (uint64_t)r > a->nrows - at)
+      ldike_error(L, "dike.array: split: rows of part %d do not fit (%zu rows "
+                     "left)", i, a->nrows - at);
+    lua_pop(L, 1);
+    lua_rawgeti(L, 4, i);
+    wanted = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (wanted && r > 0) {
+      dike_array *part = new_array(L, a->type, a->width, (size_t)r);
+      (void)dike_array_copy_rows(part, 0, a, at, (size_t)r);
+      lua_rawseti(L, -2, i);
+    }
+    at += (size_t)r;
+  }
+  if (at != a->nrows)
+    ldike_error(L, "dike.array: split: the parts hold %zu rows, the array %zu",
+                at, a->nrows);
+  return 1;
+}
+
+/* For LuaJIT's FFI. (1) The address of the append that dike.batch's array
+ * mode calls for every call, so that the call runs as compiled code
+ * (through the Lua C API, a call here cost ~2,000 instructions of trace
+ * exits on the caller's path, more than the copy). (2) The layout of an
+ * array's header, the dike_array at the start of its userdata, so that
+ * lua/dike/array.lua reads a[i] and #a through the FFI: compiled, where a
+ * C __index exits the trace of every read. The module exports no other
+ * symbol: core.array_ffi() returns a light userdata that the FFI casts to
+ * this layout; magic and version first, so that a mismatch is seen and the
+ * C API used instead. append(buf, src) takes two dike.array userdata
+ * (their payloads: the FFI's void * of a userdata) that the caller has
+ * checked are arrays, and returns src's rows once appended, or a negative
+ * DIKE_E* code (DIKE_EFULL: no room; DIKE_EMISMATCH: type or width). */
+#define LDIKE_ARRAY_FFI_MAGIC 0x79617261u /* "aray" in little-endian bytes */
+#define LDIKE_ARRAY_FFI_VERSION 1u
+typedef struct ldike_array_ffi {
+  uint32_t magic;
+  uint32_t version;
+  double (*append)(void *buf, const void *src);
+  uint32_t size;                               /* sizeof(dike_array) */
+  uint32_t data, nrows, caprows, width, type; /* offsets of its fields */
+  int32_t types[DIKE_ELEMTYPE_COUNT_];         /* double, float, int32, int64, uint8 */
+} ldike_array_ffi;
+
+static double ffi_append(void *buf, const void *src) {
+  dike_array *b = &((ud_array *)buf)->a;
+  const dike_array *s = &((const ud_array *)src)->a;
+  int rc;
+  if (b == s)
+    return (double)DIKE_EMISMATCH;
+  rc = dike_array_append(b, s);
+  return rc != 0 ? (double)rc : (double)s->nrows;
+}
+
+static const ldike_array_ffi array_ffi = {
+    LDIKE_ARRAY_FFI_MAGIC,
+    LDIKE_ARRAY_FFI_VERSION,
+    ffi_append,
+    (uint32_t)sizeof(dike_array),
+    (uint32_t)offsetof(dike_array, data),
+    (uint32_t)offsetof(dike_array, nrows),
+    (uint32_t)offsetof(dike_array, caprows),
+    (uint32_t)offsetof(dike_array, width),
+    (uint32_t)offsetof(dike_array, type),
+    {DIKE_DOUBLE, DIKE_FLOAT, DIKE_INT32, DIKE_INT64, DIKE_UINT8}};
+
+static int l_ffi(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&array_ffi); /* read only */
+  return 1;
+}
+
+/* core.array_remove(buf, first_row, nrows): take rows out of a buffer (a
+ * cancelled call), moving the later rows down. */
+static int l_remove(lua_State *L) {
+  dike_array *buf =
+      &((ud_array *)ldike_checkself(L, 1, "dike.array"))->a;
+  size_t first = check_size(L, 2, 1, buf->nrows + 1, "first_row") - 1;
+  size_t nrows = check_size(L, 3, 0, buf->nrows - first, "nrows");
+  (void)dike_array_remove_rows(buf, first, nrows);
+  return 0;
 }
 
 static int l_tostring(lua_State *L) {
@@ -313,8 +413,13 @@ void ldike_open_array(lua_State *L) {
   };
   static const luaL_Reg funcs[] = {
       {"array", l_array},
-      {"array_concat", l_array_concat},
       {"is_array", l_is_array},
+      {"array_slice", l_slice},
+      {"array_buffer", l_buffer},
+      {"array_append", l_append},
+      {"array_remove", l_remove},
+      {"array_split", l_split},
+      {"array_ffi", l_ffi},
       {NULL, NULL},
   };
   ldike_newclass(L, LDIKE_ARRAY, meta, methods);

@@ -93,19 +93,16 @@ static int l_next(lua_State *L) {
   dike_backoff *b = (dike_backoff *)ldike_checkself(L, 1, "dike.backoff");
   dike_backoff_state st;
   double delay;
-  st.raw = lua_isnoneornil(L, 2) ? b->base : (double)ldike_checknumber(L, 2);
-  st.prev = lua_isnoneornil(L, 3) ? b->base : (double)ldike_checknumber(L, 3);
+  dike_backoff_start(b, &st); /* the first retry's state; a later one's: */
+  if (!lua_isnoneornil(L, 2))
+    st.raw = (double)ldike_checknumber(L, 2);
+  if (!lua_isnoneornil(L, 3))
+    st.prev = (double)ldike_checknumber(L, 3);
   delay = dike_backoff_next(b, &st);
   lua_pushnumber(L, (lua_Number)delay);
   lua_pushnumber(L, (lua_Number)st.raw);
   lua_pushnumber(L, (lua_Number)st.prev);
   return 3;
-}
-
-static int l_seed(lua_State *L) {
-  dike_backoff *b = (dike_backoff *)ldike_checkself(L, 1, "dike.backoff");
-  dike_backoff_seed(b, check_seed(L, 2));
-  return 0;
 }
 
 static int l_tostring(lua_State *L) {
@@ -138,7 +135,6 @@ void ldike_open_backoff(lua_State *L) {
   };
   static const luaL_Reg methods[] = {
       {"next", l_next},
-      {"seed", l_seed},
       {NULL, NULL},
   };
   static const luaL_Reg funcs[] = {

@@ -1,4 +1,4 @@
--- Typed arrays of the C core (docs/array.md, plus slice / concat / is_array).
+-- Typed arrays of the C core (docs/array.md, plus slice, is_array and the batch buffers).
 -- Tests require "dike.core" only.
 local core = require("dike.core")
 
@@ -231,7 +231,7 @@ describe("dike.core arrays", function()
           err_of(function() a[m]({}) end), 1, true)
       end
       assert.matches("dike.array expected, got userdata",
-        err_of(function() a.type(core.batchq()) end), 1, true)
+        err_of(function() a.type(core.backoff(1, 2)) end), 1, true)
     end)
   end)
 
@@ -277,59 +277,195 @@ describe("dike.core arrays", function()
     end)
   end)
 
-  describe("array_concat", function()
-    it("concatenates rows in order", function()
+  describe("batch buffers", function()
+    -- What dike.batch's array mode does with them: a buffer with rows to spare, each call's
+    -- array appended as it arrives, a cancelled call's rows removed, the buffer handed to the
+    -- function as is, the result split among the callers.
+    it("fill in order, every type", function()
       for _, t in ipairs(TYPES) do
-        local a = core.array({ 0, 1 }, t, 2)
-        local e = core.array({}, t, 2)
-        local b = core.array({ 2, 3, 4, 5, 6, 7 }, t, 2)
-        local c = core.array({ 8, 9, 10, 11 }, t, 2)
-        local out = core.array_concat({ a, e, b, c })
-        assert.equal(t, out:type())
-        assert.equal(2, out:width())
-        assert.equal(6, #out)
-        assert.same({ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 }, out:totable())
+        local buf = core.array_buffer(core.array({ 0, 0 }, t, 2), 6)
+        assert.equal(0, #buf)
+        assert.equal(t, buf:type())
+        assert.equal(2, buf:width())
+        local parts = { core.array({ 0, 1 }, t, 2), core.array({}, t, 2), core.array({ 2, 3, 4, 5, 6, 7 }, t, 2),
+                        core.array({ 8, 9, 10, 11 }, t, 2) }
+        local rows = {}
+        for i, a in ipairs(parts) do
+          local b, r = core.array_append(buf, a)
+          assert.equal(buf, b) -- room to spare: the same buffer
+          rows[i] = r
+        end
+        assert.same({ 1, 0, 3, 2 }, rows)
+        assert.equal(6, #buf)
+        assert.same({ 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 }, buf:totable())
+        assert.equal(10, buf:get(6, 1))
       end
     end)
 
-    it("copies a single array", function()
-      local a = core.array({ 1, 2 })
-      local out = core.array_concat({ a })
-      assert.are_not.equal(a, out)
-      assert.same({ 1, 2 }, out:totable())
-      assert.equal(0, #core.array_concat({ core.array({}) }))
+    it("grow into a new buffer when full, keeping every row", function()
+      local buf = core.array_buffer(core.array({ 0 }), 2)
+      local b1 = core.array_append(buf, core.array({ 1, 2 }))
+      assert.equal(buf, b1)
+      local b2, r = core.array_append(b1, core.array({ 3, 4, 5 }))
+      assert.are_not.equal(b1, b2)
+      assert.equal(3, r)
+      assert.same({ 1, 2, 3, 4, 5 }, b2:totable())
+      assert.same({ 1, 2 }, b1:totable()) -- the old one is left as it was
+      local b3 = b2
+      for i = 6, 40 do b3 = core.array_append(b3, core.array({ i })) end
+      assert.equal(40, #b3)
+      assert.equal(40, b3[40])
     end)
 
-    it("refuses mismatched types or widths, naming both", function()
-      local d1 = core.array({ 1, 2 })
-      local d2 = core.array({ 1, 2 }, "double", 2)
-      local i1 = core.array({ 1, 2 }, "int32")
-      assert.equal("bad argument #1 to 'array_concat' (arrays differ: element 1 is double x1, "
-        .. "element 3 is int32 x1)", err_of(function() core.array_concat({ d1, d1, i1 }) end))
-      assert.equal("bad argument #1 to 'array_concat' (arrays differ: element 1 is double x1, "
-        .. "element 2 is double x2)", err_of(function() core.array_concat({ d1, d2 }) end))
+    it("refuse what is not an array of their type and width, changing nothing", function()
+      local buf = core.array_buffer(core.array({ 0, 0 }, "int32", 2), 4)
+      core.array_append(buf, core.array({ 1, 2 }, "int32", 2))
+      for _, x in ipairs({ core.array({ 1, 2 }, "double", 2), core.array({ 1, 2 }, "int32", 1), { 1, 2 },
+                           "x", 7, io.stdout, buf }) do
+        local b, code = core.array_append(buf, x)
+        assert.is_nil(b)
+        assert.equal(core.is_array(x) and core.EMISMATCH or core.EINVAL, code)
+      end
+      assert.same({ 1, 2 }, buf:totable())
+      assert.equal("bad argument #1 to 'array_append' (dike.array expected, got table)",
+        err_of(function() core.array_append({}, buf) end))
+      assert.equal("bad argument #2 to 'array_buffer' (caprows must be an integer >= 1, got 0)",
+        err_of(function() core.array_buffer(buf, 0) end))
     end)
 
-    it("refuses lists that are not lists of arrays", function()
-      assert.equal("bad argument #1 to 'array_concat' (list must hold at least one array)",
-        err_of(function() core.array_concat({}) end))
-      assert.equal("bad argument #1 to 'array_concat' (element 2 must be a dike.array, got table)",
-        err_of(function() core.array_concat({ core.array({ 1 }), { 2 } }) end))
-      assert.equal("bad argument #1 to 'array_concat' (element 1 must be a dike.array, got "
-        .. "userdata)", err_of(function() core.array_concat({ core.batchq() }) end))
-      assert.equal("bad argument #1 to 'array_concat' (table expected, got userdata)",
-        err_of(function() core.array_concat(core.array({ 1 })) end))
+    it("take a cancelled call's rows out", function()
+      local buf = core.array_buffer(core.array({ 0 }, "uint8"), 8)
+      core.array_append(buf, core.array({ 1, 2 }, "uint8"))
+      core.array_append(buf, core.array({ 3 }, "uint8"))
+      core.array_append(buf, core.array({ 4, 5, 6 }, "uint8"))
+      core.array_remove(buf, 3, 1) -- the middle call
+      assert.same({ 1, 2, 4, 5, 6 }, buf:totable())
+      core.array_remove(buf, 3, 3) -- the last
+      core.array_remove(buf, 1, 2) -- the first
+      assert.equal(0, #buf)
+      core.array_append(buf, core.array({ 7 }, "uint8"))
+      assert.same({ 7 }, buf:totable())
+      assert.equal("bad argument #3 to 'array_remove' (nrows must be an integer in [0, 0], got 1)",
+        err_of(function() core.array_remove(buf, 2, 1) end))
+      assert.equal("bad argument #2 to 'array_remove' (first_row must be an integer in [1, 2], got 3)",
+        err_of(function() core.array_remove(buf, 3, 0) end))
+    end)
+
+    it("split into the callers' rows, skipping those not wanted", function()
+      local a = core.array({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 }, "int64", 2) -- 5 rows
+      local parts = core.array_split(a, { 2, 0, 1, 2 }, 4, { true, true, false, 1 })
+      assert.same({ 1, 2, 3, 4 }, parts[1]:totable())
+      assert.is_nil(parts[2]) -- no rows: nothing
+      assert.is_nil(parts[3]) -- not wanted (its caller left)
+      assert.same({ 7, 8, 9, 10 }, parts[4]:totable())
+      assert.equal("int64", parts[4]:type())
+      assert.equal(2, parts[4]:width())
+      assert.equal("dike.array: split: the parts hold 4 rows, the array 5",
+        err_of(function() core.array_split(a, { 2, 2 }, 2, { true, true }) end))
+      assert.equal("dike.array: split: rows of part 2 do not fit (3 rows left)",
+        err_of(function() core.array_split(a, { 2, 4 }, 2, { true, true }) end))
+      assert.equal("dike.array: split: rows of part 1 do not fit (5 rows left)",
+        err_of(function() core.array_split(a, { -1 }, 1, {}) end))
+    end)
+
+    it("array_slice is slice as a function", function()
+      local a = core.array({ 1, 2, 3 })
+      assert.same({ 2, 3 }, core.array_slice(a, 2, 2):totable())
+      assert.equal("bad argument #1 to 'array_slice' (dike.array expected, got table)",
+        err_of(function() core.array_slice({}, 1, 1) end))
+    end)
+
+    it("the FFI's append (LuaJIT) is the core's", function()
+      local ok, ffi = pcall(require, "ffi")
+      if not ok then
+        assert.is_nil(jit) -- only LuaJIT has it
+        return
+      end
+      local api = ffi.cast("const struct { uint32_t magic, version; double (*append)(void *, const void *); } *",
+                           core.array_ffi())
+      assert.equal(0x79617261, api.magic)
+      assert.equal(1, api.version)
+      local vp = ffi.typeof("void *")
+      local buf = core.array_buffer(core.array({ 0 }), 3)
+      assert.equal(2, api.append(ffi.cast(vp, buf), ffi.cast(vp, core.array({ 1, 2 }))))
+      assert.equal(core.EFULL, api.append(ffi.cast(vp, buf), ffi.cast(vp, core.array({ 3, 4 }))))
+      assert.equal(core.EMISMATCH, api.append(ffi.cast(vp, buf), ffi.cast(vp, core.array({ 3 }, "float"))))
+      assert.equal(core.EMISMATCH, api.append(ffi.cast(vp, buf), ffi.cast(vp, buf)))
+      assert.same({ 1, 2 }, buf:totable())
     end)
   end)
 
   describe("is_array", function()
     it("recognises arrays only", function()
       assert.is_true(core.is_array(core.array({})))
-      for _, x in ipairs({ 1, "s", {}, core.batchq(), core.backoff(1, 2), io.stdout }) do
+      for _, x in ipairs({ 1, "s", {}, core.backoff(1, 2), io.stdout }) do
         assert.is_false(core.is_array(x))
       end
       assert.is_false(core.is_array(nil))
       assert.is_false(core.is_array())
+    end)
+  end)
+
+  describe("a[i] and #a through dike.array (LuaJIT: read through the FFI)", function()
+    local array_mod = require("dike.array")
+
+    it("is in use on LuaJIT only", function()
+      assert.equal(jit ~= nil, array_mod.ffi)
+      assert.equal(core.array, array_mod.array)
+    end)
+
+    it("reads every type as a:get does, and #a", function()
+      local cases = {
+        double = { 1.5, -0.0, INF, -INF, 1e300, 5e-324 },
+        float = { 0.1, -2.5, INF, 3.4e38 },
+        int32 = { -2147483648, 2147483647, 0, -1 },
+        int64 = { 2 ^ 40, -(2 ^ 53), 7, 0 },
+        uint8 = { 0, 255, 200, 1 },
+      }
+      for t, values in pairs(cases) do
+        local a = array_mod.array(values, t)
+        assert.equal(#values, #a)
+        for i = 1, #values do
+          local v = a[i]
+          assert.equal(a:get(i), v, t .. " element " .. i)
+          assert.equal(1 / a:get(i), 1 / v) -- the sign of zero too
+        end
+      end
+      local nan = array_mod.array({ NAN })[1]
+      assert.is_true(nan ~= nan)
+      assert.equal(0, #array_mod.array({}))
+      assert.equal(3, #array_mod.array({ 1, 2, 3, 4, 5, 6 }, "int32", 2))
+    end)
+
+    it("leaves everything else to the core, with its messages", function()
+      local a = array_mod.array({ 10, 20, 30 })
+      local w = array_mod.array({ 1, 2, 3, 4 }, "int32", 2)
+      assert.equal("dike.array: index must be an integer in [1, 3], got 0", err_of(function() return a[0] end))
+      assert.equal("dike.array: index must be an integer in [1, 3], got 4", err_of(function() return a[4] end))
+      assert.equal("dike.array: index must be an integer in [1, 3], got 1.5", err_of(function() return a[1.5] end))
+      assert.equal("dike.array: index must be an integer in [1, 3], got nan", err_of(function() return a[NAN] end))
+      assert.equal("dike.array: a[i] needs width 1, got width 2 (use a:get(row, col))",
+        err_of(function() return w[1] end))
+      assert.is_nil(a.nope)
+      assert.is_nil(a[{}])
+      assert.equal(20, a:get(2))
+      assert.same({ 10, 20, 30 }, a:totable())
+      assert.equal("double", a:type())
+      -- called on something else than an array, the metamethods refuse it (never read it)
+      local mt = getmetatable(a)
+      for _, x in ipairs({ io.stdout, core.backoff(1, 2), {}, 1, "s" }) do
+        assert.is_false((pcall(mt.__index, x, 1)))
+        assert.is_false((pcall(mt.__index, x, "get")))
+        assert.is_false((pcall(mt.__len, x)))
+      end
+    end)
+
+    it("reads a batch buffer's rows in use only", function()
+      local buf = core.array_buffer(array_mod.array({ 0 }), 8)
+      core.array_append(buf, array_mod.array({ 4, 5 }))
+      assert.equal(2, #buf)
+      assert.equal(5, buf[2])
+      assert.equal("dike.array: index must be an integer in [1, 2], got 3", err_of(function() return buf[3] end))
     end)
   end)
 end)

@@ -136,6 +136,7 @@ local TOOLS = {
             max_processing_time = RULES.number(true, false),
             argument_type = RULES.choice({ list = true, array = true }, '"list" or "array"'),
             max_batch_size = RULES.count(1, true),
+            max_concurrent_batches = RULES.count(1, true),
         },
         use = function(opts)
             local f = dike.batch(opts)(add_one)

@@ -4,7 +4,31 @@ local support = require("spec.support")
 
 local function assert_idle(f)
     local s = dike.stats(f)
-    assert.same({ 0, 0, 0, 0 }, { s.queued_calls, s.queued_rows, s.running_batches, s.waiting })
+    assert.same({ 0, 0, 0, 0, 0 }, { s.queued_calls, s.queued_rows, s.held_batches, s.running_batches, s.waiting })
+end
+
+-- The gauges of a batched function, in the order: running, held, queued calls, queued rows,
+-- waiting.
+local function gauges(f)
+    local s = dike.stats(f)
+    return { s.running_batches, s.held_batches, s.queued_calls, s.queued_rows, s.waiting }
+end
+
+-- A batched function that records each batch's rows and how many ran at once; each batch
+-- sleeps `seconds` and returns its rows times 10.
+local function slow_tens(opts, seconds)
+    local seen, running, peak = {}, 0, 0
+    local f = dike.batch(opts)(function(xs)
+        seen[#seen + 1] = xs
+        running = running + 1
+        if running > peak then peak = running end
+        dike.sleep(seconds)
+        running = running - 1
+        local out = {}
+        for i = 1, #xs do out[i] = xs[i] * 10 end
+        return out
+    end)
+    return f, seen, function() return peak end
 end
 
 -- A batched "add" that records each batch it receives.
@@ -36,8 +60,8 @@ describe("dike.batch", function()
         assert.same({ 1 }, r[1])
         assert.same({ 2 }, r[2])
         assert.same({ 3, 4 }, r[3])
-        assert.same({ calls = 3, batches = 1, queued_calls = 0, queued_rows = 0, running_batches = 0,
-                      waiting = 0 }, dike.stats(add))
+        assert.same({ calls = 3, batches = 1, queued_calls = 0, queued_rows = 0, held_batches = 0,
+                      running_batches = 0, waiting = 0, deduplicated = 0 }, dike.stats(add))
     end)
 
     it("sends at once when the target is reached, without waiting for the timer", function()
@@ -456,5 +480,326 @@ describe("dike.batch", function()
         end
         assert.matches("dike.batch: expected a function to wrap, got a table",
                        support.error_of(dike.batch(ok), {}), 1, true)
+    end)
+
+    describe("max_concurrent_batches", function()
+        it("1: a batch due while one runs waits, and goes on taking calls until it is sent", function()
+            local f, seen, peak = slow_tens({ target_batch_size = 2, max_waiting_time = 10,
+                                             max_concurrent_batches = 1 }, 0.02)
+            dike.run(function()
+                local t = {}
+                for i = 1, 6 do t[i] = dike.spawn(f, { i }) end
+                -- 1 and 2 are sent; 3 to 6 fill the open batch past its target: due, held
+                assert.same({ 1, 1, 4, 4, 2 }, gauges(f))
+                for i = 1, 6 do assert.same({ i * 10 }, t[i]:join()) end
+            end)
+            assert.same({ { 1, 2 }, { 3, 4, 5, 6 } }, seen)
+            assert.equal(1, peak())
+            assert.same({ 6, 2 }, { dike.stats(f).calls, dike.stats(f).batches })
+            assert_idle(f)
+        end)
+
+        it("held batches are sent in order; max_batch_size still closes the open one", function()
+            local f, seen, peak = slow_tens({ target_batch_size = 2, max_batch_size = 3, max_waiting_time = 10,
+                                             max_concurrent_batches = 1 }, 0.01)
+            dike.run(function()
+                local t = {}
+                for i = 1, 7 do t[i] = dike.spawn(f, { i }) end
+                -- {1, 2} runs; {3, 4, 5} is full (held, in order); {6, 7} is due (held, open)
+                assert.same({ 1, 2, 5, 5, 2 }, gauges(f))
+                for i = 1, 7 do assert.same({ i * 10 }, t[i]:join()) end
+            end)
+            assert.same({ { 1, 2 }, { 3, 4, 5 }, { 6, 7 } }, seen)
+            assert.equal(1, peak())
+            assert_idle(f)
+        end)
+
+        it("2: never more than two run; the rest wait for the first slot", function()
+            local f, seen, peak = slow_tens({ target_batch_size = 1, max_waiting_time = 10,
+                                             max_concurrent_batches = 2 }, 0.01)
+            local r = concurrently((function()
+                local fns = {}
+                for i = 1, 10 do fns[i] = function() return f({ i }) end end
+                return fns
+            end)())
+            for i = 1, 10 do assert.same({ i * 10 }, r[i]) end
+            assert.same({ { 1 }, { 2 }, { 3, 4, 5, 6, 7, 8, 9, 10 } }, seen)
+            assert.equal(2, peak())
+            assert_idle(f)
+        end)
+
+        it("a batch that times out frees its slot; the held batch is sent then", function()
+            local started = {}
+            local f = dike.batch{ target_batch_size = 1, max_waiting_time = 10, max_processing_time = 0.03,
+                                  max_concurrent_batches = 1 }(function(xs)
+                started[#started + 1] = support.clock()
+                if xs[1] == 1 then dike.sleep(5) end
+                return xs
+            end)
+            local t0 = support.clock()
+            local r = concurrently({ function() return f({ 1 }) end, function() return f({ 2 }) end })
+            assert.equal(dike.TimeoutError, getmetatable(r[1]))
+            assert.same({ 2 }, r[2])
+            local after = started[2] - t0
+            assert.is_true(after >= 0.029 and after < 1, tostring(after))
+            assert_idle(f)
+        end)
+
+        it("max_processing_time counts from the send, not from the call", function()
+            -- the second batch waits ~0.3 s for the slot, then runs 0.3 s: 0.6 s after its call
+            local f, seen = slow_tens({ target_batch_size = 1, max_waiting_time = 10, max_processing_time = 0.5,
+                                        max_concurrent_batches = 1 }, 0.3)
+            local r = concurrently({ function() return f({ 1 }) end, function() return f({ 2 }) end })
+            assert.same({ { 10 }, { 20 } }, { r[1], r[2] })
+            assert.equal(2, #seen)
+            assert_idle(f)
+        end)
+
+        it("callers of a held batch that are cancelled leave it; a batch left empty is not sent", function()
+            local f, seen = slow_tens({ target_batch_size = 1, max_batch_size = 1, max_waiting_time = 10,
+                                        max_concurrent_batches = 1 }, 0.02)
+            dike.run(function()
+                local t1 = dike.spawn(f, { 1 })          -- sent
+                local t2 = dike.spawn(f, { 2 })          -- held, in order
+                local t3 = dike.spawn(f, { 3 })          -- held, open
+                local t4 = dike.spawn(f, { 4 })          -- held, in order ({3} is full), then {4} open
+                assert.same({ 1, 3, 3, 3, 1 }, gauges(f))
+                t2:cancel()
+                assert.same({ 1, 2, 2, 2, 1 }, gauges(f)) -- at once
+                t4:cancel()
+                assert.same({ 1, 1, 1, 1, 1 }, gauges(f))
+                assert.same({ 10 }, t1:join())
+                assert.same({ 30 }, t3:join())
+                support.error_of(t2.join, t2)
+                support.error_of(t4.join, t4)
+            end)
+            assert.same({ { 1 }, { 3 } }, seen)
+            assert_idle(f)
+        end)
+
+        it("a function that calls its own wrapper under a full cap times out, and nothing is left", function()
+            local f
+            f = dike.batch{ target_batch_size = 1, max_waiting_time = 10, max_processing_time = 0.05,
+                            max_concurrent_batches = 1 }(function(xs)
+                if xs[1] == 1 then return f({ 2 }) end -- waits for a slot only its own end frees
+                return xs
+            end)
+            local r = concurrently({ function() return f({ 1 }) end })
+            assert.equal(dike.TimeoutError, getmetatable(r[1]))
+            assert.same({ 2 }, dike.run(f, { 2 })) -- the slot is free again
+            assert_idle(f)
+        end)
+
+        it("rejects values that are not an integer >= 1", function()
+            for _, v in ipairs({ 0, 1.5, -1, "2" }) do
+                assert.matches("dike.batch: max_concurrent_batches must be an integer >= 1 or math.huge, got ",
+                    support.error_of(dike.batch, { target_batch_size = 1, max_waiting_time = 1,
+                                                   max_concurrent_batches = v }), 1, true)
+            end
+            assert.is_function(dike.batch{ target_batch_size = 1, max_waiting_time = 1,
+                                           max_concurrent_batches = math.huge })
+        end)
+    end)
+
+    describe("key (dedup)", function()
+        -- A batched function that records what it receives and returns each value times 10.
+        local function tens(opts)
+            local seen = {}
+            local f = dike.batch(opts)(function(xs, more)
+                seen[#seen + 1] = more and { xs, more } or xs
+                local out = {}
+                for i = 1, #xs do out[i] = (type(xs[i]) == "table" and xs[i].v or xs[i]) * 10 end
+                return out
+            end)
+            return f, seen
+        end
+        local function same(v) return v end
+
+        it("sends each key once; every caller gets its row's result", function()
+            local f, seen = tens{ target_batch_size = 6, max_waiting_time = 10, key = same }
+            local r = concurrently({
+                function() return f({ 1 }) end,
+                function() return f({ 2 }) end,
+                function() return f({ 1 }) end,
+                function() return f({ 3, 2 }) end,
+                function() return f({ 2 }) end,
+            })
+            assert.same({ { 1, 2, 3 } }, seen)
+            assert.same({ { 10 }, { 20 }, { 10 }, { 30, 20 }, { 20 } }, { r[1], r[2], r[3], r[4], r[5] })
+            assert.equal(3, dike.stats(f).deduplicated)
+            assert.same({ 5, 1 }, { dike.stats(f).calls, dike.stats(f).batches })
+            assert_idle(f)
+        end)
+
+        it("keys are equal as table keys are: the same table, equal strings or numbers", function()
+            local t = { v = 7 }
+            local f, seen = tens{ target_batch_size = 5, max_waiting_time = 10, key = same }
+            local r = concurrently({
+                function() return f({ t }) end,
+                function() return f({ { v = 7 } }) end,  -- an equal table is another key
+                function() return f({ t }) end,
+                function() return f({ 2 }) end,
+                function() return f({ 2.0 }) end,
+            })
+            assert.equal(3, #seen[1])
+            assert.equal(t, seen[1][1])
+            assert.same({ { 70 }, { 70 }, { 70 }, { 20 }, { 20 } }, { r[1], r[2], r[3], r[4], r[5] })
+            local g, seen2 = tens{ target_batch_size = 3, max_waiting_time = 10, key = tostring }
+            concurrently({ function() return g({ 1 }) end, function() return g({ "1" }) end,
+                           function() return g({ 0 }) end })
+            assert.same({ { 1, 0 } }, seen2)
+        end)
+
+        it("the key sees one value per argument: a named argument's row as a table", function()
+            local got = {}
+            local f, seen = tens{ target_batch_size = 3, max_waiting_time = 10, key = function(x, kw)
+                got[#got + 1] = { x, kw }
+                return x .. ":" .. kw.a
+            end }
+            local r = concurrently({
+                function() return f({ 1, 1 }, { a = { "p", "q" } }) end,
+                function() return f({ 1 }, { a = { "q" } }) end,
+            })
+            assert.same({ { 1, { a = "p" } }, { 1, { a = "q" } }, { 1, { a = "q" } } }, got)
+            assert.same({ { { 1, 1 }, { a = { "p", "q" } } } }, seen)
+            assert.same({ { 10, 10 }, { 10 } }, { r[1], r[2] })
+            assert.equal(1, dike.stats(f).deduplicated)
+        end)
+
+        it("a failed row fails every caller that shares it", function()
+            local f = dike.batch{ target_batch_size = 3, max_waiting_time = 10, key = same }(function(xs)
+                local out = {}
+                for i = 1, #xs do out[i] = xs[i] < 0 and dike.fail("negative") or xs[i] end
+                return out
+            end)
+            local r = concurrently({ function() return f({ -1 }) end, function() return f({ 5 }) end,
+                                     function() return f({ -1, 5 }) end })
+            assert.same({ "negative", { 5 }, "negative" }, { r[1], r[2], r[3] })
+        end)
+
+        it("a key that raises or is nil or NaN fails that call alone, and nothing of it is queued", function()
+            local boom = { "boom" }
+            local f, seen = tens{ target_batch_size = 2, max_waiting_time = 0.01, key = function(v)
+                if v == 1 then error(boom) end
+                if v == 2 then return nil end
+                if v == 3 then return 0 / 0 end
+                return v
+            end }
+            local r = concurrently({
+                function() return f({ 1 }) end,
+                function() return f({ 4, 2 }) end,
+                function() return f({ 3 }) end,
+                function() return f({ 4 }) end,
+                function() return f({ 5 }) end,
+            })
+            assert.equal(boom, r[1])
+            assert.equal("dike.batch: key returned nil for row 2 of the call (a key cannot be nil or NaN)", r[2])
+            assert.equal("dike.batch: key returned nan for row 1 of the call (a key cannot be nil or NaN)", r[3])
+            assert.same({ { 40 }, { 50 } }, { r[4], r[5] })
+            assert.same({ { 4, 5 } }, seen)
+            assert.equal(2, dike.stats(f).calls)
+            assert_idle(f)
+        end)
+
+        it("a key may wait (it runs in the caller's coroutine, before the call is queued)", function()
+            local f, seen = tens{ target_batch_size = 2, max_waiting_time = 10, key = function(v)
+                dike.sleep(0.001)
+                return v % 2
+            end }
+            local r = concurrently({ function() return f({ 1 }) end, function() return f({ 3 }) end })
+            assert.same({ { 1 } }, seen)
+            assert.same({ { 10 }, { 10 } }, { r[1], r[2] })
+        end)
+
+        it("a cancelled caller whose row others share does not take it out", function()
+            local f, seen = tens{ target_batch_size = 3, max_waiting_time = 0.02, key = same }
+            dike.run(function()
+                local t1 = dike.spawn(f, { 9 })
+                local t2 = dike.spawn(f, { 9 })
+                t1:cancel()
+                assert.same({ 90 }, t2:join())
+                support.error_of(t1.join, t1)
+            end)
+            assert.same({ { 9 } }, seen)
+            assert.equal(0, dike.stats(f).deduplicated)
+            assert_idle(f)
+        end)
+
+        it("the result must have one row per key sent", function()
+            local f = dike.batch{ target_batch_size = 2, max_waiting_time = 10, key = same }(function(xs)
+                return { xs[1], xs[1] }
+            end)
+            local r = concurrently({ function() return f({ 1 }) end, function() return f({ 1 }) end })
+            assert.matches("returned 2 results for a batch of 1 rows %(expected a sequence of 1 results", r[1])
+            assert.equal(r[1], r[2])
+            assert_idle(f)
+        end)
+
+        it("is a function, and list mode only", function()
+            assert.matches("dike.batch: key must be a function, got 1",
+                support.error_of(dike.batch, { target_batch_size = 1, max_waiting_time = 1, key = 1 }), 1, true)
+            assert.matches('dike.batch: key is for argument_type "list" only',
+                support.error_of(dike.batch, { target_batch_size = 1, max_waiting_time = 1, key = same,
+                                               argument_type = "array" }), 1, true)
+        end)
+    end)
+
+    describe("dike.flush", function()
+        it("sends the open batch now and returns at once", function()
+            local add, seen = recording_add{ target_batch_size = 10, max_waiting_time = 10 }
+            local t0 = support.clock()
+            local r = dike.run(function()
+                local t1 = dike.spawn(add, { 1 }, { 1 })
+                local t2 = dike.spawn(add, { 2, 3 }, { 2, 3 })
+                assert.equal(3, dike.stats(add).queued_rows)
+                dike.flush(add)
+                assert.same({ 0, 0 }, { dike.stats(add).queued_rows, dike.stats(add).held_batches })
+                assert.equal(1, dike.stats(add).batches)
+                dike.flush(add) -- nothing open: nothing to do
+                return { t1:join(), t2:join() }
+            end)
+            assert.is_true(support.clock() - t0 < 1)
+            assert.same({ { 2 }, { 4, 6 } }, r)
+            assert.same({ { { 1, 2, 3 }, { 1, 2, 3 } } }, seen)
+            assert_idle(add)
+        end)
+
+        it("works outside any coroutine, e.g. before shutting down", function()
+            local add, seen = recording_add{ target_batch_size = 10, max_waiting_time = 10 }
+            local got = {}
+            for i = 1, 2 do
+                coroutine.wrap(function() got[i] = add({ i }, { 0 }) end)()
+            end
+            dike.flush(add)
+            local t0 = support.clock()
+            require("luv").run()
+            assert.is_true(support.clock() - t0 < 1)
+            assert.same({ { 1 }, { 2 } }, got)
+            assert.equal(1, #seen)
+            assert_idle(add)
+        end)
+
+        it("is subject to max_concurrent_batches", function()
+            local f, seen = slow_tens({ target_batch_size = 10, max_waiting_time = 10,
+                                        max_concurrent_batches = 1 }, 0.02)
+            dike.run(function()
+                local t1 = dike.spawn(f, { 1 })
+                dike.flush(f)
+                local t2 = dike.spawn(f, { 2 })
+                dike.flush(f)
+                assert.same({ 1, 1, 1, 1, 1 }, gauges(f)) -- due, held
+                assert.same({ 10 }, t1:join())
+                assert.same({ 20 }, t2:join())
+            end)
+            assert.same({ { 1 }, { 2 } }, seen)
+            assert_idle(f)
+        end)
+
+        it("takes only functions wrapped by dike.batch", function()
+            for _, v in ipairs({ print, {}, nil, dike.limit_jobs{ limit = 1 }(print) }) do
+                assert.equal("dike.flush: expected a function wrapped by dike.batch, got "
+                             .. (v == nil and "nil" or "a " .. type(v)), support.error_of(dike.flush, v))
+            end
+        end)
     end)
 end)

@@ -1,5 +1,5 @@
--- The C binding dike.core: module loading, error codes, backoff, batch queue.
--- (Arrays: spec/array_spec.lua.) Tests require "dike.core" only.
+-- The C binding dike.core: module loading, error codes, backoff. (Arrays and batch buffers:
+-- spec/array_spec.lua.) Tests require "dike.core" only.
 local core = require("dike.core")
 
 -- The message of the error raised by f, without the "file:line: " prefix
@@ -24,16 +24,20 @@ end
 describe("dike.core", function()
   describe("module", function()
     it("has the documented functions", function()
-      for _, name in ipairs({ "backoff", "over_budget", "batchq", "array", "array_concat",
-                              "is_array", "errname", "strerror" }) do
+      for _, name in ipairs({ "backoff", "over_budget", "array", "is_array", "array_slice", "array_buffer",
+                              "array_append", "array_remove", "array_split", "array_ffi" }) do
         assert.is_function(core[name], name)
       end
       assert.equal(1e9, core.BACKOFF_MAX_DELAY)
     end)
 
+    it("exports the error codes", function()
+      assert.same({ -1, -2, -3, -4, -5, -6, -7 }, { core.EINVAL, core.ENOMEM, core.ERANGE, core.EOVERFLOW,
+                                                    core.EINDEX, core.EMISMATCH, core.EFULL })
+    end)
+
     it("loads again, and objects from the first load keep working", function()
       local bo = core.backoff(0.5, 2, nil, "none", 1)
-      local q = core.batchq()
       local a = core.array({ 1, 2 })
       package.loaded["dike.core"] = nil
       local core2 = require("dike.core")
@@ -42,34 +46,11 @@ describe("dike.core", function()
       assert.is_true(core2.is_array(a))
       assert.is_true(core.is_array(core2.array({ 1 })))
       assert.equal(0.5, (bo:next()))
-      assert.equal(1, (q:append(1)))
-      assert.equal(2, core2.array_concat({ a, core2.array({ 3 }) })[2])
-      assert.equal(4, #core.array_concat({ a, core2.array({ 3, 4 }) }))
-    end)
-  end)
-
-  describe("errname / strerror", function()
-    it("name and describe every code", function()
-      local codes = { EINVAL = -1, ENOMEM = -2, ERANGE = -3, EOVERFLOW = -4, EINDEX = -5,
-                      EMISMATCH = -6 }
-      for name, code in pairs(codes) do
-        assert.equal(code, core[name])
-        assert.equal(name, core.errname(code))
-        assert.is_string(core.strerror(code))
-        assert.are_not.equal("unknown error", core.strerror(code))
-      end
-      assert.equal("invalid argument", core.strerror(-1))
-      assert.equal("OK", core.errname(0))
-      assert.equal("success", core.strerror(0))
-      assert.equal("EUNKNOWN", core.errname(-999))
-      assert.equal("unknown error", core.strerror(42))
-    end)
-
-    it("check their argument", function()
-      assert.equal("bad argument #1 to 'errname' (number expected, got string)",
-        err_of(function() core.errname("EINVAL") end))
-      assert.equal("bad argument #1 to 'strerror' (code must be an integer in "
-        .. "[-2147483648, 2147483647], got 1.5)", err_of(function() core.strerror(1.5) end))
+      -- a buffer made by one load takes arrays made by the other
+      local buf = core2.array_buffer(a, 4)
+      assert.equal(2, select(2, core.array_append(buf, a)))
+      assert.equal(1, select(2, core2.array_append(buf, core.array({ 3 }))))
+      assert.same({ 1, 2, 3 }, buf:totable())
     end)
   end)
 
@@ -205,15 +186,11 @@ describe("dike.core", function()
       return t
     end
 
-    it("is reproducible for a seed; seed() restarts the sequence", function()
+    it("is reproducible for a seed", function()
       for _, jitter in ipairs({ "full", "equal", "decorrelated" }) do
         local a = draws(core.backoff(0.1, 2, 30, jitter, 42), 20)
-        local b = core.backoff(0.1, 2, 30, jitter, 42)
-        assert.same(a, draws(b, 20))
-        b:seed(42)
-        assert.same(a, draws(b, 20))
-        b:seed(43)
-        assert.are_not.same(a, draws(b, 20))
+        assert.same(a, draws(core.backoff(0.1, 2, 30, jitter, 42), 20))
+        assert.are_not.same(a, draws(core.backoff(0.1, 2, 30, jitter, 43), 20))
         -- negative and zero seeds are seeds too
         assert.same(draws(core.backoff(1, 2, nil, jitter, -5), 5),
                     draws(core.backoff(1, 2, nil, jitter, -5), 5))
@@ -273,19 +250,15 @@ describe("dike.core", function()
         msg(1, 2, nil, "full", "7"))
     end)
 
-    it("checks self and the state arguments of next and seed", function()
+    it("checks self and the state arguments of next", function()
       local bo = core.backoff(1, 2)
       assert.equal("bad argument #1 to 'next' (number expected, got string)",
         err_of(function() bo:next("x") end))
       assert.equal("bad argument #2 to 'next' (number expected, got table)",
         err_of(function() bo:next(1, {}) end))
-      assert.equal("bad argument #1 to 'seed' (seed must be an integer, got 0.5)",
-        err_of(function() bo:seed(0.5) end))
-      assert.equal("bad argument #1 to 'seed' (number expected, got no value)",
-        err_of(function() bo:seed() end))
-      local q = core.batchq()
+      assert.is_nil(bo.seed) -- seeds are given when it is made
       assert.matches("dike.backoff expected, got userdata",
-        err_of(function() bo.next(q) end), 1, true)
+        err_of(function() bo.next(core.array({ 1 })) end), 1, true)
       assert.matches("dike.backoff expected, got no value",
         err_of(function() bo.next() end), 1, true)
     end)
@@ -321,7 +294,7 @@ describe("dike.core", function()
     local function pack(...) return { n = select("#", ...), ... } end
     local junk = pack(nil, true, false, 0, -1, 1, 1.5, 2 ^ 31, 2 ^ 53, 2 ^ 63, -2 ^ 63, 1e300,
                       INF, -INF, 0 / 0, "", "full", "int32", {}, { 1, 2, 3 }, print,
-                      coroutine.create(function() end), core.batchq(), core.array({ 1 }),
+                      coroutine.create(function() end), core.array_buffer(core.array({ 1 }), 2), core.array({ 1 }),
                       core.backoff(1, 2), io.stdout, -0.0)
     local seed = 99
     local function pick()
@@ -330,25 +303,24 @@ describe("dike.core", function()
     end
 
     it("never crashes a module function", function()
-      for _, name in ipairs({ "backoff", "over_budget", "batchq", "array", "array_concat",
-                              "is_array", "errname", "strerror" }) do
+      for _, name in ipairs({ "backoff", "over_budget", "array", "is_array", "array_slice", "array_buffer",
+                              "array_append", "array_remove", "array_split", "array_ffi" }) do
         for _ = 1, 400 do
           pcall(core[name], pick(), pick(), pick(), pick(), pick())
         end
       end
       for _ = 1, 400 do
-        pcall(core.array_concat, { pick(), pick() })
+        pcall(core.array_split, core.array({ 1, 2, 3 }), { pick(), pick() }, pick(), { pick(), pick() })
         pcall(core.array, { pick(), pick(), pick(), pick() }, pick(), pick())
       end
     end)
 
     it("never crashes a method, whatever self is", function()
-      local objects = { core.backoff(0.1, 2, 5, "decorrelated", 1), core.batchq(),
+      local objects = { core.backoff(0.1, 2, 5, "decorrelated", 1), core.array_buffer(core.array({ 1 }), 3),
                         core.array({ 1, 2, 3, 4 }, "int32", 2), core.array({ 1.5 }) }
       for _, obj in ipairs(objects) do
         local mt = getmetatable(obj)
-        for _, name in ipairs({ "next", "seed", "append", "cancel", "rows", "count", "take",
-                                "get", "totable", "type", "width", "slice" }) do
+        for _, name in ipairs({ "next", "get", "totable", "type", "width", "slice" }) do
           local fn = obj[name]
           if fn then
             for _ = 1, 200 do
@@ -366,12 +338,6 @@ describe("dike.core", function()
           end
         end
       end
-      -- __gc called by hand, then the object used again: still safe
-      local q = core.batchq()
-      q:append(3)
-      getmetatable(q).__gc(q)
-      assert.equal(0, q:count())
-      assert.equal(1, (q:append(2)))
     end)
 
     it("always returns finite delays from next", function()
@@ -386,193 +352,6 @@ describe("dike.core", function()
           end
         end
       end
-    end)
-  end)
-
-  describe("batchq", function()
-    local function take(q)
-      local out = {}
-      local n, rows = q:take(out)
-      local segs = {}
-      for i = 1, n do segs[i] = { out[3 * i - 2], out[3 * i - 1], out[3 * i] } end
-      return segs, rows
-    end
-
-    it("appends, counts and takes in arrival order with 0-based offsets", function()
-      local q = core.batchq()
-      assert.equal(0, q:rows())
-      assert.equal(0, q:count())
-      assert.equal(0, q:take({})) -- a fresh queue owns no memory yet
-      assert.same({ 1, 3 }, { q:append(3) }) -- the id, and the rows now queued
-      assert.same({ 2, 4 }, { q:append(1) })
-      assert.same({ 3, 9 }, { q:append(5) })
-      assert.equal(9, q:rows())
-      assert.equal(3, q:count())
-      local segs, rows = take(q)
-      assert.same({ { 1, 3, 0 }, { 2, 1, 3 }, { 3, 5, 4 } }, segs)
-      assert.equal(9, rows)
-      assert.equal(0, q:rows())
-      assert.equal(0, q:count())
-      assert.same({}, (take(q)))
-    end)
-
-    it("cancels first, middle and last calls", function()
-      local q = core.batchq()
-      for r = 1, 5 do q:append(r) end
-      assert.is_true(q:cancel(1))
-      assert.is_true(q:cancel(3))
-      assert.is_true(q:cancel(5))
-      assert.equal(6, q:rows())
-      assert.equal(2, q:count())
-      assert.same({ { 2, 2, 0 }, { 4, 4, 2 } }, (take(q)))
-    end)
-
-    it("cancels every call, then starts again from id 1", function()
-      local q = core.batchq()
-      q:append(2)
-      q:append(3)
-      assert.is_true(q:cancel(2))
-      assert.is_true(q:cancel(1))
-      assert.equal(0, q:rows())
-      assert.equal(0, q:count())
-      assert.equal(1, (q:append(7)))
-      assert.same({ { 1, 7, 0 } }, (take(q)))
-    end)
-
-    it("returns false for ids that are not queued", function()
-      local q = core.batchq()
-      q:append(1)
-      q:append(1)
-      assert.is_true(q:cancel(2))
-      assert.is_false(q:cancel(2))
-      for _, id in ipairs({ 0, -1, 3, 1.5, 2 ^ 53, 1e300, INF, -INF, 0 / 0 }) do
-        assert.is_false(q:cancel(id))
-      end
-      assert.equal(1, q:count())
-      take(q)
-      assert.is_false(q:cancel(1)) -- taken
-    end)
-
-    it("reuses a cancelled id at the end of the arrival order", function()
-      local q = core.batchq()
-      q:append(1)
-      q:append(2)
-      q:append(3)
-      q:cancel(1)
-      assert.equal(1, (q:append(4)))
-      assert.same({ { 2, 2, 0 }, { 3, 3, 2 }, { 1, 4, 5 } }, (take(q)))
-    end)
-
-    it("fills a reused out table, leaving stale entries beyond 3n", function()
-      local q = core.batchq()
-      local out = { "a", "b", "c", "d", "e", "f", "g" }
-      q:append(2)
-      q:append(2)
-      local n = q:take(out)
-      assert.equal(2, n)
-      assert.same({ 1, 2, 0, 2, 2, 2, "g" }, out)
-      q:append(9)
-      assert.equal(1, q:take(out))
-      assert.same({ 1, 9, 0, 2, 2, 2, "g" }, out)
-      assert.equal(0, q:take(out))
-    end)
-
-    it("matches a simple model over random operations", function()
-      local q = core.batchq()
-      local live = {} -- { id, rows } in arrival order
-      local total = 0
-      local seed = 12345
-      local function rand(n) -- a small LCG: the same run everywhere
-        seed = (seed * 1103515245 + 12345) % 2147483648
-        return seed % n
-      end
-      for _ = 1, 20000 do
-        local op = rand(10)
-        if op < 5 then
-          local rows = rand(9) + 1
-          local id = q:append(rows)
-          for _, c in ipairs(live) do check(c[1] ~= id, "id %d given twice", id) end
-          live[#live + 1] = { id, rows }
-          total = total + rows
-        elseif op < 8 then
-          local pick = rand(#live + 2) + 1 -- sometimes not a live id
-          local id = live[pick] and live[pick][1] or 1000 + pick
-          check((live[pick] ~= nil) == q:cancel(id), "cancel(%d)", id)
-          if live[pick] then
-            total = total - live[pick][2]
-            table.remove(live, pick)
-          end
-        else
-          local segs, rows = take(q)
-          check(total == rows, "take: %d rows, want %d", rows, total)
-          check(#live == #segs, "take: %d segments, want %d", #segs, #live)
-          local offset = 0
-          for i, c in ipairs(live) do
-            local s = segs[i] or {}
-            check(s[1] == c[1] and s[2] == c[2] and s[3] == offset, "take: segment %d is {%s, %s, %s},"
-                  .. " want {%d, %d, %d}", i, s[1], s[2], s[3], c[1], c[2], offset)
-            offset = offset + c[2]
-          end
-          live, total = {}, 0
-        end
-        check(#live == q:count(), "count %d, want %d", q:count(), #live)
-        check(total == q:rows(), "rows %d, want %d", q:rows(), total)
-      end
-    end)
-
-    it("checks its arguments", function()
-      local q = core.batchq()
-      assert.equal("bad argument #1 to 'append' (rows must be an integer >= 1, got 0)",
-        err_of(function() q:append(0) end))
-      assert.equal("bad argument #1 to 'append' (rows must be an integer >= 1, got -3)",
-        err_of(function() q:append(-3) end))
-      assert.equal("bad argument #1 to 'append' (rows must be an integer >= 1, got 1.5)",
-        err_of(function() q:append(1.5) end))
-      assert.equal("bad argument #1 to 'append' (rows must be an integer >= 1, got nan)",
-        err_of(function() q:append(0 / 0) end))
-      assert.equal("bad argument #1 to 'append' (rows must be an integer >= 1, got inf)",
-        err_of(function() q:append(INF) end))
-      assert.equal("bad argument #1 to 'append' (rows must be an integer >= 1, got 1e+300)",
-        err_of(function() q:append(1e300) end))
-      assert.equal("bad argument #1 to 'append' (number expected, got string)",
-        err_of(function() q:append("2") end))
-      assert.equal("bad argument #1 to 'cancel' (number expected, got nil)",
-        err_of(function() q:cancel(nil) end))
-      assert.equal("bad argument #1 to 'take' (table expected, got no value)",
-        err_of(function() q:take() end))
-      assert.matches("dike.batchq expected, got table",
-        err_of(function() q.rows({}) end), 1, true)
-      assert.equal(0, q:count()) -- nothing queued by the failed calls
-      assert.equal(1, q:append(2 ^ 53))
-      assert.equal(2 ^ 53, q:rows())
-    end)
-
-    it("takes large batches", function()
-      local q = core.batchq()
-      for i = 1, 1000 do q:append(i) end
-      for i = 2, 1000, 2 do q:cancel(i) end
-      local segs, rows = take(q)
-      assert.equal(500, #segs)
-      assert.equal(250000, rows)
-      local offset = 0
-      for k, seg in ipairs(segs) do
-        assert.same({ 2 * k - 1, 2 * k - 1, offset }, seg)
-        offset = offset + seg[2]
-      end
-    end)
-
-    it("has a tostring and is collected", function()
-      local q = core.batchq()
-      q:append(2)
-      q:append(3)
-      assert.equal("dike.batchq(2 calls, 5 rows)", tostring(q))
-      for _ = 1, 200 do
-        local tmp = core.batchq()
-        for r = 1, 50 do tmp:append(r) end
-      end
-      collectgarbage()
-      collectgarbage()
-      assert.equal(2, q:count())
     end)
   end)
 end)

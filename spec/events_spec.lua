@@ -150,6 +150,31 @@ describe("dike.on_event", function()
                       "sent 1 1 size", "timeout 1" }, got)
     end)
 
+    it("batch: sent by flush; a batch held by max_concurrent_batches keeps its reason; rows sent after key",
+       function()
+        local seen, restore = record()
+        local f = dike.batch{ target_batch_size = 2, max_waiting_time = 0.01, max_concurrent_batches = 1,
+                              key = function(v) return v end }(function(xs)
+            dike.sleep(0.01)
+            return xs
+        end)
+        dike.run(function()
+            local t1 = dike.spawn(f, { 1 })
+            dike.flush(f)                                  -- flush: sent at once
+            local t2 = dike.spawn(f, { 2 })
+            local t3 = dike.spawn(f, { 2 })                -- size, held: sent when the first ends
+            local t4 = dike.spawn(f, { 3 })                -- joins the held open batch
+            for _, t in ipairs({ t1, t2, t3, t4 }) do t:join() end
+        end)
+        restore()
+        local got = {}
+        for i, e in ipairs(seen) do
+            got[i] = e.event .. " " .. e.rows .. (e.calls and " " .. e.calls or "")
+                .. (e.reason and " " .. e.reason or "")
+        end
+        assert.same({ "sent 1 1 flush", "done 1", "sent 2 3 size", "done 2" }, got)
+    end)
+
     it("a wrapper of a dike wrapper is named as the function it wraps", function()
         local seen, restore = record()
         local fn = function() error("down", 0) end

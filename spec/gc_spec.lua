@@ -165,6 +165,33 @@ describe("garbage collection", function()
         assert.same({}, survivors(weak))
     end)
 
+    it("batchers with max_concurrent_batches, key and dike.flush are collected, held batches included",
+       function()
+        local weak = new_weak()
+        local function use()
+            local slow_fn = function(xs) dike.sleep(0.005) return xs end
+            local key_fn = function(v) return v % 2 end
+            local capped = dike.batch{ target_batch_size = 1, max_batch_size = 1, max_waiting_time = 10,
+                                       max_concurrent_batches = 1 }(slow_fn)
+            local keyed = dike.batch{ target_batch_size = 10, max_waiting_time = 10, key = key_fn }(slow_fn)
+            local buffered = dike.batch{ target_batch_size = 2, max_waiting_time = 10, argument_type = "array",
+                                         max_concurrent_batches = 1 }(slow_fn)
+            weak.capped, weak.keyed, weak.buffered, weak.slow_fn, weak.key_fn = capped, keyed, buffered, slow_fn, key_fn
+            dike.run(function()
+                local t = {}
+                for i = 1, 4 do t[#t + 1] = dike.spawn(capped, { i }) end      -- held, in order
+                for i = 1, 4 do t[#t + 1] = dike.spawn(keyed, { i }) end       -- two keys
+                for i = 1, 5 do t[#t + 1] = dike.spawn(buffered, dike.array({ i })) end
+                t[2]:cancel() -- a held batch left empty
+                dike.flush(keyed)
+                weak.t1, weak.t2, weak.t9 = t[1], t[2], t[9]
+                for i = 1, #t do support.error_of(t[i].join, t[i]) end
+            end)
+        end
+        use()
+        assert.same({}, survivors(weak))
+    end)
+
     it("circuit breakers, their functions and errors are collected in every state", function()
         local weak = new_weak()
         local function use()

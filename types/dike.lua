@@ -132,8 +132,8 @@ function Task:done() end
 ---@field max_processing_time? number seconds the function may take for one batch (default 10)
 ---@field argument_type? "list"|"array" Lua sequences (default) or dike.array arguments
 ---@field max_batch_size? integer hard cap on rows per batch (>= target_batch_size); calls are never split
----@field max_concurrent_batches? integer (v2) batches of this function running at once (>= 1)
----@field key? fun(...): any (v2, list mode) dedup key of one row's values
+---@field max_concurrent_batches? integer (v2) batches of this function running at once (>= 1); a due batch waits
+---@field key? fun(...): any (v2, list mode) dedup key of one row's values; equal keys are sent once
 
 --- A row's failure inside a batch's result (see `dike.fail`).
 ---@class dike.Failure
@@ -302,11 +302,12 @@ function CircuitBreaker:reset() end
 ---@class dike.BatchStats
 ---@field calls integer calls accepted into a batch
 ---@field batches integer batches sent
----@field queued_calls integer calls in the batch being filled
----@field queued_rows integer rows in the batch being filled
+---@field queued_calls integer calls not sent yet (the batch being filled, held batches)
+---@field queued_rows integer rows not sent yet
+---@field held_batches integer (v2) batches due but waiting for max_concurrent_batches
 ---@field running_batches integer batches whose function runs and has not timed out
 ---@field waiting integer callers whose batch was sent and who still wait
----@field deduplicated? integer (v2) rows not sent because of `key`
+---@field deduplicated integer (v2) rows not sent because of `key`
 
 ---@class dike.RateLimitStats
 ---@field calls integer
@@ -428,7 +429,8 @@ function dike.batch(opts) end
 ---@return dike.Failure
 function dike.fail(err) end
 
---- (v2) Send `f`'s open batch now, if it has rows; returns at once. Callable from anywhere.
+--- (v2) Send `f`'s open batch now, if it has rows (subject to max_concurrent_batches); returns
+--- at once. Callable from anywhere, outside coroutines too.
 ---@param f function a function wrapped by dike.batch
 function dike.flush(f) end
 

@@ -30,6 +30,7 @@ M.DEFAULTS = {
     batch = true,        -- batch requests with dike.batch
     batch_size = 32,     -- target_batch_size
     max_batch = 128,     -- max_batch_size
+    max_concurrent = 0,  -- max_concurrent_batches (0: no cap)
     max_wait = 0.002,    -- max_waiting_time (s)
     overhead = 0.002,    -- model cost per call (s)
     per_row = 0.00002,   -- model cost per row (s)
@@ -114,6 +115,7 @@ function M.new(opts)
     local batched, predict_one
     if o.batch then
         batched = dike.batch{ target_batch_size = o.batch_size, max_batch_size = o.max_batch,
+                              max_concurrent_batches = o.max_concurrent > 0 and o.max_concurrent or nil,
                               max_waiting_time = o.max_wait }(backend)
         predict_one = function(x) return batched({ x })[1] end
     else

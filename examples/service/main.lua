@@ -7,6 +7,7 @@
 --   --port N          0 = any free port (read it from the first line)
 --   --no-batch        call the model once per request
 --   --batch-size N --max-batch N --max-wait S      dike.batch options
+--   --max-concurrent-batches N                      (0: no cap, the default)
 --   --overhead S --per-row S --model-slots N        the simulated model
 --   --limit N --queue N                             dike.limit_jobs in front (503 beyond)
 --   --fail-rate P --attempts N --retry-delay S      injected failures and dike.retry
@@ -23,11 +24,12 @@ local service = require("service.app")
 local json = require("service.json")
 
 local USAGE = "usage: main.lua [--port N] [--no-batch] [--batch-size N] [--max-batch N] [--max-wait S]"
-    .. " [--overhead S] [--per-row S] [--model-slots N] [--limit N] [--queue N] [--fail-rate P]"
-    .. " [--attempts N] [--retry-delay S] [--outage-start S] [--outage-for S] [--breaker] [--open-for S]"
-    .. " [--timeout S] [--seed N] [--duration S] [--quiet]"
+    .. " [--max-concurrent-batches N] [--overhead S] [--per-row S] [--model-slots N] [--limit N] [--queue N]"
+    .. " [--fail-rate P] [--attempts N] [--retry-delay S] [--outage-start S] [--outage-for S] [--breaker]"
+    .. " [--open-for S] [--timeout S] [--seed N] [--duration S] [--quiet]"
 
 local FLAGS = { ["batch-size"] = "batch_size", ["max-batch"] = "max_batch", ["max-wait"] = "max_wait",
+                ["max-concurrent-batches"] = "max_concurrent",
                 overhead = "overhead", ["per-row"] = "per_row", ["model-slots"] = "model_slots",
                 limit = "limit", queue = "queue", ["fail-rate"] = "fail_rate", attempts = "attempts",
                 ["retry-delay"] = "retry_delay", seed = "seed", ["outage-start"] = "outage_start",

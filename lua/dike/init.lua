@@ -1,7 +1,6 @@
 --- dike: retry, limit_jobs and batch for coroutines on an event loop (luv, Neovim, OpenResty).
 -- This module assembles the public API; README.md and docs/ document it.
 local rt = require("dike.runtime")
-local core = require("dike.core")
 local errors = require("dike.errors")
 local log = require("dike.log")
 local stats = require("dike.stats")
@@ -9,6 +8,7 @@ local task = require("dike.task")
 local retry = require("dike.retry")
 local limit_jobs = require("dike.limit_jobs")
 local batch = require("dike.batch")
+local array = require("dike.array")
 local circuit_breaker = require("dike.circuit_breaker")
 local events = require("dike.events")
 local timeout = require("dike.timeout")
@@ -19,7 +19,8 @@ local dike = {
     limit_jobs = limit_jobs.limit_jobs,
     batch = batch.batch,
     fail = batch.fail,
-    array = core.array,
+    flush = batch.flush,
+    array = array.array,
     gather = task.gather,
     wrap = task.wrap,
     set_logger = log.set_logger,

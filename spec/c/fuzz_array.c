@@ -1,18 +1,23 @@
 /*
- * fuzz_array.c - libFuzzer target: typed arrays (dike_array_*) under
- * fuzzer-chosen shapes, values and operations, checked against a plain
- * reference model.
+ * fuzz_array.c - libFuzzer target: typed arrays and batch buffers
+ * (dike_array_*) under fuzzer-chosen shapes, values and operations, as the
+ * library uses them, checked against a plain reference model.
  *
  * The model keeps every element of a few arrays as the value it must read
  * back (an int64 for integer types, a double for float and double). The
  * input picks shapes (bad ones too), then a sequence of operations: set
- * and get (every double bit pattern, every int64), concat (any parts, in
- * any order, repeated, mismatched, NULL), concat_into, slice, copy_rows
- * (overlapping within one array included), index, nbytes (near SIZE_MAX)
- * and view. Each result code and every element read back must match the
- * model; any mismatch calls abort(), which libFuzzer reports as a crash.
- * The rules the model applies are written out here from dike.h, not taken
- * from array.c.
+ * and get (every double bit pattern, every int64); a batch buffer's life
+ * as dike.batch's array mode runs it (ldike_array.c): a buffer with room
+ * for some rows, calls' arrays appended (mismatched ones refused, a full
+ * buffer grown the way the binding grows it: dike_array_grow_rows, a new
+ * buffer, copy_rows, append again), cancelled calls' rows removed, then
+ * the result split among the callers (copy_rows into new arrays);
+ * copy_rows (overlapping within one array included), index, nbytes (near
+ * SIZE_MAX) and view. Buffers are malloc'd at their exact size, so ASan
+ * sees any access past a buffer's capacity. Each result code and every
+ * element read back must match the model; any mismatch calls abort(),
+ * which libFuzzer reports as a crash. The rules the model applies are
+ * written out here from dike.h, not taken from array.c.
  *
  * Build and run: `make fuzz` (build-fuzz/, seeds in spec/c/corpus/fuzz_array/),
  * or by hand:
@@ -31,11 +36,16 @@
 #define NPARTS 6
 #define MAX_ROWS 12
 #define MAX_WIDTH 5
-#define MAX_LIST 8 /* parts in one concatenation (repeats allowed) */
-#define MAX_ELEMS (MAX_LIST * MAX_ROWS * MAX_WIDTH)
+#define MAX_LIST 8 /* steps in one buffer's life (appends, removes) */
+#define MAX_BUF_ROWS (MAX_LIST * MAX_ROWS)
+#define MAX_ELEMS (MAX_BUF_ROWS * MAX_WIDTH)
 
 typedef struct {
   dike_array a;
+  union { /* the part's memory (a view over it), any element type */
+    double d[MAX_ROWS * MAX_WIDTH];
+    int64_t i[MAX_ROWS * MAX_WIDTH];
+  } mem;
   int64_t iv[MAX_ROWS * MAX_WIDTH]; /* integer types */
   double dv[MAX_ROWS * MAX_WIDTH];  /* float, double */
 } part;
@@ -110,8 +120,9 @@ static void check_elem(const dike_array *a, size_t k, int64_t iv, double dv) {
 static void check_flat(const dike_array *a, const flat *f) {
   size_t k, len = f->nrows * f->width;
   check(a->type == f->type && a->width == f->width && a->nrows == f->nrows);
+  check(a->nrows <= a->caprows);
   check(dike_array_len(a) == len);
-  check((a->data == NULL) == (len == 0));
+  check(len == 0 || a->data != NULL);
   for (k = 0; k < len; k++)
     check_elem(a, k, f->iv[k], f->dv[k]);
   check(dike_array_get(a, len, &(double){0}) == DIKE_EINDEX);
@@ -142,11 +153,13 @@ static void make_part(fuzz_input *in, part *p) {
   int type = fuzz_byte(in) % (DIKE_ELEMTYPE_COUNT_ + 1);
   size_t width = fuzz_byte(in) % (MAX_WIDTH + 1), nrows = fuzz_byte(in) % (MAX_ROWS + 1);
   int valid = type < DIKE_ELEMTYPE_COUNT_ && width >= 1;
-  int rc = dike_array_init(&p->a, type, width, nrows);
+  int rc;
+  memset(&p->mem, 0, sizeof p->mem);
+  rc = dike_array_view(&p->a, type, width, nrows, nrows, p->mem.d);
   check(valid ? rc == 0 : rc == DIKE_EINVAL);
   if (!valid)
-    check(dike_array_init(&p->a, DIKE_DOUBLE, 1, nrows) == 0);
-  memset(p->iv, 0, sizeof p->iv); /* init zero-fills */
+    check(dike_array_view(&p->a, DIKE_DOUBLE, 1, nrows, nrows, p->mem.d) == 0);
+  memset(p->iv, 0, sizeof p->iv); /* the memory is zeroed */
   memset(p->dv, 0, sizeof p->dv);
   check_part(p);
 }
@@ -221,84 +234,100 @@ static void op_set_int64(fuzz_input *in, part *p, uint8_t how) {
   check_part(p);
 }
 
-/* Concatenate a list of parts picked by the input (maybe none, maybe a
- * NULL), then slice the result. */
-static void op_concat(fuzz_input *in, part *parts, int into) {
+/* A buffer of exactly `caprows` rows of malloc'd memory (ASan guards its
+ * end), `nrows` in use. */
+static void new_buffer(dike_array *b, int type, size_t width, size_t nrows,
+                       size_t caprows) {
+  size_t nbytes = 0;
+  void *mem;
+  check(dike_array_nbytes(type, width, caprows, &nbytes) == 0);
+  mem = nbytes != 0 ? malloc(nbytes) : NULL;
+  check(nbytes == 0 || mem != NULL);
+  check(dike_array_view(b, type, width, nrows, caprows, mem) == 0);
+}
+
+/* dike_array_grow_rows: doubled from caprows (at least 8) until it holds
+ * need; here (small sizes) it never falls back to `need`. */
+static size_t grown(size_t caprows, size_t need) {
+  size_t n = caprows < 8 ? 8 : caprows;
+  if (caprows >= need)
+    return caprows;
+  while (n < need)
+    n *= 2;
+  return n;
+}
+
+/* A batch buffer's life: made for rows like `like`'s, calls' arrays
+ * appended (grown when full, as the binding does), cancelled calls' rows
+ * removed, then split into the callers' results. */
+static void op_buffer(fuzz_input *in, part *parts) {
   static flat want;
-  const dike_array *list[MAX_LIST];
-  size_t n = fuzz_byte(in) % (MAX_LIST + 1), i, nrows = 0, bad = (size_t)-1, first, count;
-  int has_null = 0, mismatch = -1, rc, type = -1;
-  size_t width = 0, got_rows = 0;
-  dike_array out;
-  for (i = 0; i < n; i++) {
+  const part *like = &parts[fuzz_byte(in) % NPARTS];
+  size_t caprows = fuzz_byte(in) % MAX_ROWS + 1, steps = fuzz_byte(in) % (MAX_LIST + 1);
+  size_t i, w = like->a.width, at;
+  dike_array buf;
+  new_buffer(&buf, like->a.type, w, 0, caprows);
+  flat_start(&want, &like->a);
+  check_flat(&buf, &want);
+  for (i = 0; i < steps; i++) {
     uint8_t b = fuzz_byte(in);
-    list[i] = b == 0xff ? NULL : &parts[b % NPARTS].a;
-  }
-  rc = dike_array_concat_shape(list, n, &type, &width, &got_rows, &bad);
-  /* The first problem in list order decides: a NULL part (EINVAL) or one
-   * whose type or width differs from part 0 (EMISMATCH, *bad = its index). */
-  for (i = 0; i < n && !has_null && mismatch < 0; i++) {
-    if (list[i] == NULL)
-      has_null = 1;
-    else if (list[i]->type != list[0]->type || list[i]->width != list[0]->width)
-      mismatch = (int)i;
-  }
-  if (n == 0 || has_null) {
-    check(rc == DIKE_EINVAL);
-    check(dike_array_concat(&out, list, n) == DIKE_EINVAL);
-    return;
-  }
-  if (mismatch >= 0) {
-    check(rc == DIKE_EMISMATCH && bad == (size_t)mismatch);
-    check(dike_array_concat(&out, list, n) == DIKE_EMISMATCH);
-    return;
-  }
-  flat_start(&want, list[0]);
-  for (i = 0; i < n; i++) {
-    const part *p = (const part *)(const void *)list[i]; /* a is first */
-    flat_append(&want, p, 0, p->a.nrows);
-    nrows += p->a.nrows;
-  }
-  check(rc == 0 && type == want.type && width == want.width && got_rows == nrows);
-  if (into) {
-    /* concat_into needs exactly that shape. */
-    size_t w = fuzz_byte(in) % 2 ? want.width : want.width % MAX_WIDTH + 1;
-    size_t r = fuzz_byte(in) % 2 ? nrows : nrows + 1;
-    check(dike_array_init(&out, want.type, w, r) == 0);
-    rc = dike_array_concat_into(&out, list, n);
-    if (w != want.width || r != nrows) {
-      check(rc == DIKE_EMISMATCH);
-      dike_array_free(&out);
-      return;
+    if ((b & 0xc0) == 0xc0) { /* a cancelled call's rows leave */
+      size_t first = fuzz_byte(in) % (want.nrows + 2), n = fuzz_byte(in) % (want.nrows + 2);
+      int rc = dike_array_remove_rows(&buf, first, n);
+      if (first > want.nrows || n > want.nrows - first) {
+        check(rc == DIKE_EINDEX);
+      } else {
+        size_t after = (want.nrows - first - n) * w;
+        check(rc == 0);
+        memmove(want.iv + first * w, want.iv + (first + n) * w, after * sizeof *want.iv);
+        memmove(want.dv + first * w, want.dv + (first + n) * w, after * sizeof *want.dv);
+        want.nrows -= n;
+      }
+    } else { /* a call's array arrives */
+      const part *p = &parts[b % NPARTS];
+      size_t room = buf.caprows - buf.nrows;
+      int rc = dike_array_append(&buf, &p->a);
+      if (p->a.type != want.type || p->a.width != w) {
+        check(rc == DIKE_EMISMATCH);
+      } else {
+        if (p->a.nrows > room) {
+          size_t need = buf.nrows + p->a.nrows, cap;
+          dike_array bigger;
+          check(rc == DIKE_EFULL);
+          cap = dike_array_grow_rows(buf.type, w, buf.caprows, need);
+          check(cap == grown(buf.caprows, need) && cap >= need);
+          new_buffer(&bigger, buf.type, w, buf.nrows, cap);
+          check(dike_array_copy_rows(&bigger, 0, &buf, 0, buf.nrows) == 0);
+          free(buf.data);
+          buf = bigger;
+          rc = dike_array_append(&buf, &p->a);
+        }
+        check(rc == 0);
+        flat_append(&want, p, 0, p->a.nrows);
+      }
     }
-    check(rc == 0);
-  } else {
-    check(dike_array_concat(&out, list, n) == 0);
+    check_flat(&buf, &want); /* a refused step changes nothing */
   }
-  check_flat(&out, &want);
-  /* A slice of the result, in range or not. */
-  first = fuzz_byte(in) % (nrows + 2);
-  count = fuzz_byte(in) % (nrows + 2);
-  {
+  /* The result split among callers: consecutive slices of input-chosen
+   * sizes (the last takes the rest). */
+  at = 0;
+  while (at < want.nrows) {
+    static flat sub;
+    size_t n = fuzz_byte(in) % (want.nrows - at) + 1;
     dike_array s;
-    int ok = first <= nrows && count <= nrows - first;
-    rc = dike_array_slice(&s, &out, first, count);
-    check(ok ? rc == 0 : rc == DIKE_EINDEX);
-    check(dike_array_slice_check(&out, first, count) == rc);
-    if (rc == 0) {
-      static flat sub;
-      sub.type = want.type;
-      sub.width = want.width;
-      sub.nrows = count;
-      memcpy(sub.iv, want.iv + first * want.width, count * want.width * sizeof *sub.iv);
-      memcpy(sub.dv, want.dv + first * want.width, count * want.width * sizeof *sub.dv);
-      check_flat(&s, &sub);
-      dike_array_free(&s);
-    }
+    new_buffer(&s, want.type, w, n, n);
+    check(dike_array_copy_rows(&s, 0, &buf, at, n) == 0);
+    sub.type = want.type;
+    sub.width = w;
+    sub.nrows = n;
+    memcpy(sub.iv, want.iv + at * w, n * w * sizeof *sub.iv);
+    memcpy(sub.dv, want.dv + at * w, n * w * sizeof *sub.dv);
+    check_flat(&s, &sub);
+    check(dike_array_copy_rows(&s, 0, &buf, at, n + 1) == DIKE_EINDEX);
+    free(s.data);
+    at += n;
   }
-  dike_array_free(&out);
-  dike_array_free(&out); /* twice is safe */
-  check(out.data == NULL && out.nrows == 0);
+  free(buf.data);
 }
 
 static void op_copy_rows(fuzz_input *in, part *parts) {
@@ -352,17 +381,15 @@ static void op_nbytes(fuzz_input *in) {
 static void op_view(fuzz_input *in) {
   static double buf[MAX_ROWS * MAX_WIDTH];
   int type = fuzz_byte(in) % DIKE_ELEMTYPE_COUNT_, null = fuzz_byte(in) & 1;
-  size_t width = fuzz_byte(in) % (MAX_WIDTH + 1), nrows = fuzz_byte(in) % (MAX_ROWS + 1);
+  size_t width = fuzz_byte(in) % (MAX_WIDTH + 1), caprows = fuzz_byte(in) % (MAX_ROWS + 1);
+  size_t nrows = fuzz_byte(in) % (MAX_ROWS + 1);
   dike_array v;
-  int rc = dike_array_view(&v, type, width, nrows, null ? NULL : buf);
-  if (width == 0)
-    check(rc == DIKE_EINVAL);
-  else if (null && nrows != 0)
+  int rc = dike_array_view(&v, type, width, nrows, caprows, null ? NULL : buf);
+  if (width == 0 || nrows > caprows || (null && caprows != 0))
     check(rc == DIKE_EINVAL);
   else {
-    check(rc == 0 && !v.owned && v.nrows == nrows && v.width == width);
-    check(v.data == (nrows == 0 ? NULL : (void *)buf));
-    dike_array_free(&v); /* a view's memory is not freed */
+    check(rc == 0 && v.nrows == nrows && v.caprows == caprows && v.width == width);
+    check(v.data == (caprows == 0 ? NULL : (void *)buf));
   }
 }
 
@@ -388,10 +415,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
     case 3:
     case 4:
-      op_concat(&in, parts, 0);
-      break;
     case 5:
-      op_concat(&in, parts, 1);
+      op_buffer(&in, parts);
       break;
     case 6:
       op_copy_rows(&in, parts);
@@ -406,12 +431,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       op_view(&in);
       break;
     default: /* replace a part with a fresh shape */
-      dike_array_free(&p->a);
       make_part(&in, p);
       break;
     }
   }
-  for (i = 0; i < NPARTS; i++)
-    dike_array_free(&parts[i].a);
   return 0;
 }

@@ -1,6 +1,8 @@
-/* test_array.c - element types, checked values, access, concat, slice. */
+/* test_array.c - element types, checked values, access, batch buffers
+ * (append, remove, growth), copy_rows. */
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "../../csrc/dike.h"
 #include "test.h"
@@ -9,15 +11,33 @@ static const int all_types[] = {DIKE_DOUBLE, DIKE_FLOAT, DIKE_INT32,
                                 DIKE_INT64, DIKE_UINT8};
 #define NTYPES 5
 
-/* An owned array of `type`, `width`, filled with base + i (flat index i). */
-static dike_array make(int type, size_t width, size_t nrows, int base) {
+/* An array of `type`, `width` over malloc'd memory for caprows rows (the
+ * binding keeps it inside a userdata), nrows of them in use. */
+static dike_array make_buffer(int type, size_t width, size_t nrows,
+                              size_t caprows) {
   dike_array a;
-  size_t i;
+  size_t nbytes = 0;
+  void *mem;
   memset(&a, 0, sizeof a);
-  CHECK_INT(dike_array_init(&a, type, width, nrows), 0);
+  CHECK_INT(dike_array_nbytes(type, width, caprows, &nbytes), 0);
+  mem = nbytes != 0 ? calloc(1, nbytes) : NULL;
+  CHECK(nbytes == 0 || mem != NULL);
+  CHECK_INT(dike_array_view(&a, type, width, nrows, caprows, mem), 0);
+  return a;
+}
+
+/* A full array, filled with base + i (flat index i). */
+static dike_array make(int type, size_t width, size_t nrows, int base) {
+  dike_array a = make_buffer(type, width, nrows, nrows);
+  size_t i;
   for (i = 0; i < nrows * width; i++)
     CHECK_INT(dike_array_set(&a, i, (double)base + (double)i), 0);
   return a;
+}
+
+static void release(dike_array *a) {
+  free(a->data);
+  a->data = NULL;
 }
 
 static double at(const dike_array *a, size_t i) {
@@ -129,13 +149,17 @@ TEST(nbytes_is_checked) {
   CHECK(nb == SIZE_MAX);
 }
 
-TEST(init_refuses_bad_shapes) {
+TEST(view_refuses_bad_shapes) {
+  static double mem[4];
   dike_array a, orig;
   memset(&a, 0x5A, sizeof a);
   orig = a;
-  CHECK_INT(dike_array_init(&a, DIKE_DOUBLE, 0, 1), DIKE_EINVAL);
-  CHECK_INT(dike_array_init(&a, 42, 1, 1), DIKE_EINVAL);
-  CHECK_INT(dike_array_init(&a, DIKE_DOUBLE, 2, SIZE_MAX / 2), DIKE_EOVERFLOW);
+  CHECK_INT(dike_array_view(&a, DIKE_DOUBLE, 0, 1, 1, mem), DIKE_EINVAL);
+  CHECK_INT(dike_array_view(&a, 42, 1, 1, 1, mem), DIKE_EINVAL);
+  CHECK_INT(dike_array_view(&a, DIKE_DOUBLE, 2, 0, SIZE_MAX / 2, mem),
+            DIKE_EOVERFLOW);
+  CHECK_INT(dike_array_view(&a, DIKE_DOUBLE, 1, 3, 2, mem), DIKE_EINVAL);
+  CHECK_INT(dike_array_view(&a, DIKE_DOUBLE, 1, 0, 2, NULL), DIKE_EINVAL);
   CHECK(memcmp(&a, &orig, sizeof a) == 0);
 }
 
@@ -168,10 +192,7 @@ TEST(every_type_round_trips_with_width) {
       CHECK_INT(dike_array_set(&a, 12, 1), DIKE_EINDEX);
       CHECK_INT(dike_array_set_int64(&a, 12, 1), DIKE_EINDEX);
     }
-    dike_array_free(&a);
-    CHECK(a.data == NULL);
-    CHECK_INT(a.nrows, 0);
-    dike_array_free(&a);
+    release(&a);
   }
 }
 
@@ -182,14 +203,14 @@ TEST(set_refuses_values_and_keeps_old) {
   CHECK_INT(dike_array_set(&a, 0, NAN), DIKE_ERANGE);
   CHECK_INT(dike_array_set_int64(&a, 0, 256), DIKE_ERANGE);
   CHECK_SAME(at(&a, 0), 7.0);
-  dike_array_free(&a);
+  release(&a);
 
   a = make(DIKE_INT32, 1, 1, 0);
   CHECK_INT(dike_array_set(&a, 0, 1.5), DIKE_ERANGE);
   CHECK_INT(dike_array_set_int64(&a, 0, INT64_C(1) << 40), DIKE_ERANGE);
   CHECK_INT(dike_array_set(&a, 0, -2147483648.0), 0);
   CHECK_SAME(at(&a, 0), -2147483648.0);
-  dike_array_free(&a);
+  release(&a);
 
   a = make(DIKE_FLOAT, 1, 1, 0);
   CHECK_INT(dike_array_set(&a, 0, 1e300), DIKE_ERANGE);
@@ -197,7 +218,7 @@ TEST(set_refuses_values_and_keeps_old) {
   CHECK_SAME(at(&a, 0), (double)0.1f);
   CHECK_INT(dike_array_set(&a, 0, NAN), 0);
   CHECK(isnan(at(&a, 0)));
-  dike_array_free(&a);
+  release(&a);
 }
 
 TEST(int64_is_exact_beyond_2_53) {
@@ -212,7 +233,7 @@ TEST(int64_is_exact_beyond_2_53) {
   CHECK_INT(dike_array_set_int64(&a, 2, INT64_MAX), 0);
   CHECK_INT(dike_array_get_int64(&a, 2, &v), 0);
   CHECK(v == INT64_MAX);
-  dike_array_free(&a);
+  release(&a);
 }
 
 TEST(get_int64_of_floating_types) {
@@ -229,168 +250,136 @@ TEST(get_int64_of_floating_types) {
   CHECK_INT(dike_array_get_int64(&a, 3, &v), DIKE_ERANGE);
   CHECK_INT(dike_array_get_int64(&a, 4, &v), DIKE_EINDEX);
   CHECK_INT(v, 3);
-  dike_array_free(&a);
+  release(&a);
 }
 
 TEST(views) {
   int32_t buf[6] = {1, 2, 3, 4, 5, 6};
   dike_array v;
-  CHECK_INT(dike_array_view(&v, DIKE_INT32, 2, 3, buf), 0);
-  CHECK_INT(v.owned, 0);
+  CHECK_INT(dike_array_view(&v, DIKE_INT32, 2, 3, 3, buf), 0);
   CHECK_SAME(at(&v, 5), 6.0);
   CHECK_INT(dike_array_set(&v, 0, 9), 0);
   CHECK_INT(buf[0], 9);
-  dike_array_free(&v); /* must not free buf */
-  CHECK_INT(dike_array_view(&v, DIKE_INT32, 2, 3, NULL), DIKE_EINVAL);
-  CHECK_INT(dike_array_view(&v, DIKE_INT32, 0, 3, buf), DIKE_EINVAL);
-  CHECK_INT(dike_array_view(&v, DIKE_INT32, 2, 0, NULL), 0);
+  CHECK_INT(dike_array_view(&v, DIKE_INT32, 2, 3, 3, NULL), DIKE_EINVAL);
+  CHECK_INT(dike_array_view(&v, DIKE_INT32, 0, 3, 3, buf), DIKE_EINVAL);
+  CHECK_INT(dike_array_view(&v, DIKE_INT32, 2, 0, 0, NULL), 0);
   CHECK(v.data == NULL);
   CHECK_INT(dike_array_len(&v), 0);
+  /* Rows beyond nrows are capacity: not elements. */
+  CHECK_INT(dike_array_view(&v, DIKE_INT32, 2, 1, 3, buf), 0);
+  CHECK_INT(dike_array_len(&v), 2);
+  CHECK_INT(dike_array_get(&v, 2, &(double){0}), DIKE_EINDEX);
+  CHECK_INT(dike_array_set(&v, 2, 1), DIKE_EINDEX);
 }
 
 TEST(empty_arrays) {
-  dike_array a;
+  dike_array a = make_buffer(DIKE_DOUBLE, 4, 0, 0);
   double d;
-  CHECK_INT(dike_array_init(&a, DIKE_DOUBLE, 4, 0), 0);
   CHECK(a.data == NULL);
   CHECK_INT(dike_array_len(&a), 0);
   CHECK_INT(dike_array_get(&a, 0, &d), DIKE_EINDEX);
-  dike_array_free(&a);
 }
 
-TEST(concat_in_order) {
+/* Rows of a as base + flat index? */
+static void check_rows(const dike_array *a, size_t from_elem, size_t n,
+                       double first) {
+  size_t i;
+  for (i = 0; i < n; i++)
+    CHECK_SAME(at(a, from_elem + i), first + (double)i);
+}
+
+TEST(append_fills_a_buffer_in_order) {
   int t;
   for (t = 0; t < NTYPES; t++) {
+    dike_array buf = make_buffer(all_types[t], 2, 0, 6);
     dike_array a = make(all_types[t], 2, 1, 0);   /* 0 1 */
     dike_array e = make(all_types[t], 2, 0, 0);   /* empty */
     dike_array b = make(all_types[t], 2, 3, 2);   /* 2..7 */
     dike_array c = make(all_types[t], 2, 2, 8);   /* 8..11 */
-    const dike_array *parts[] = {&a, &e, &b, &c};
-    dike_array out;
-    int type = -1;
-    size_t width = 0, nrows = 0, i;
-    CHECK_INT(dike_array_concat_shape(parts, 4, &type, &width, &nrows, NULL),
-              0);
-    CHECK_INT(type, all_types[t]);
-    CHECK_INT(width, 2);
-    CHECK_INT(nrows, 6);
-    CHECK_INT(dike_array_concat(&out, parts, 4), 0);
-    CHECK_INT(out.nrows, 6);
-    CHECK_INT(out.width, 2);
-    CHECK_INT(out.type, all_types[t]);
-    CHECK_INT(out.owned, 1);
-    for (i = 0; i < 12; i++)
-      CHECK_SAME(at(&out, i), (double)i);
-    dike_array_free(&out);
-    /* A single part is a copy. */
-    CHECK_INT(dike_array_concat(&out, parts + 2, 1), 0);
-    CHECK_INT(out.nrows, 3);
-    CHECK(out.data != b.data);
-    CHECK_SAME(at(&out, 5), 7.0);
-    dike_array_free(&out);
-    dike_array_free(&a);
-    dike_array_free(&e);
-    dike_array_free(&b);
-    dike_array_free(&c);
+    CHECK_INT(dike_array_append(&buf, &a), 0);
+    CHECK_INT(dike_array_append(&buf, &e), 0);
+    CHECK_INT(dike_array_append(&buf, &b), 0);
+    CHECK_INT(buf.nrows, 4);
+    CHECK_INT(dike_array_append(&buf, &c), 0); /* exactly full */
+    CHECK_INT(buf.nrows, 6);
+    CHECK_INT(buf.caprows, 6);
+    check_rows(&buf, 0, 12, 0.0);
+    CHECK_INT(dike_array_append(&buf, &e), 0); /* nothing fits nothing */
+    CHECK_INT(dike_array_append(&buf, &a), DIKE_EFULL);
+    CHECK_INT(buf.nrows, 6);
+    check_rows(&buf, 0, 12, 0.0);
+    release(&buf);
+    release(&a);
+    release(&b);
+    release(&c);
   }
 }
 
-TEST(concat_refuses_mismatch) {
-  dike_array d = make(DIKE_DOUBLE, 1, 2, 0);
-  dike_array d2 = make(DIKE_DOUBLE, 2, 1, 0);
-  dike_array i = make(DIKE_INT32, 1, 2, 0);
-  const dike_array *by_type[] = {&d, &d, &i};
-  const dike_array *by_width[] = {&d, &d2};
-  const dike_array *with_null[] = {&d, NULL};
-  dike_array out;
-  size_t bad = 99;
-  memset(&out, 0x33, sizeof out);
-  CHECK_INT(dike_array_concat_shape(by_type, 3, NULL, NULL, NULL, &bad),
-            DIKE_EMISMATCH);
-  CHECK_INT(bad, 2);
-  CHECK_INT(dike_array_concat_shape(by_width, 2, NULL, NULL, NULL, &bad),
-            DIKE_EMISMATCH);
-  CHECK_INT(bad, 1);
-  CHECK_INT(dike_array_concat(&out, by_type, 3), DIKE_EMISMATCH);
-  CHECK_INT(dike_array_concat(&out, by_width, 2), DIKE_EMISMATCH);
-  CHECK_INT(dike_array_concat(&out, by_type, 0), DIKE_EINVAL);
-  CHECK_INT(dike_array_concat(&out, NULL, 2), DIKE_EINVAL);
-  CHECK_INT(dike_array_concat(&out, with_null, 2), DIKE_EINVAL);
-  CHECK_INT(out.owned, 0x33333333); /* untouched */
-  dike_array_free(&d);
-  dike_array_free(&d2);
-  dike_array_free(&i);
+TEST(append_refuses_and_changes_nothing) {
+  dike_array buf = make_buffer(DIKE_DOUBLE, 2, 0, 4);
+  dike_array d = make(DIKE_DOUBLE, 2, 1, 5), f = make(DIKE_FLOAT, 2, 1, 0);
+  dike_array w = make(DIKE_DOUBLE, 1, 2, 0), big = make(DIKE_DOUBLE, 2, 3, 0);
+  CHECK_INT(dike_array_append(&buf, &d), 0);
+  CHECK_INT(dike_array_append(&buf, &f), DIKE_EMISMATCH);
+  CHECK_INT(dike_array_append(&buf, &w), DIKE_EMISMATCH);
+  CHECK_INT(dike_array_append(&buf, &big), 0);
+  CHECK_INT(buf.nrows, 4); /* 1 + 3 rows: fits exactly */
+  CHECK_INT(dike_array_append(&buf, &d), DIKE_EFULL);
+  CHECK_SAME(at(&buf, 0), 5.0);
+  CHECK_SAME(at(&buf, 1), 6.0);
+  release(&buf);
+  release(&d);
+  release(&f);
+  release(&w);
+  release(&big);
 }
 
-TEST(concat_into_checks_the_destination) {
-  dike_array a = make(DIKE_INT64, 1, 2, 0), b = make(DIKE_INT64, 1, 2, 2);
-  dike_array small = make(DIKE_INT64, 1, 3, 0), right = make(DIKE_INT64, 1, 4, 0);
-  dike_array other = make(DIKE_INT32, 1, 4, 0);
-  const dike_array *parts[] = {&a, &b};
-  CHECK_INT(dike_array_concat_into(&small, parts, 2), DIKE_EMISMATCH);
-  CHECK_INT(dike_array_concat_into(&other, parts, 2), DIKE_EMISMATCH);
-  CHECK_INT(dike_array_concat_into(&right, parts, 2), 0);
-  CHECK_SAME(at(&right, 3), 3.0);
-  dike_array_free(&a);
-  dike_array_free(&b);
-  dike_array_free(&small);
-  dike_array_free(&right);
-  dike_array_free(&other);
+TEST(remove_rows_moves_the_rest_down) {
+  dike_array buf = make_buffer(DIKE_INT32, 1, 0, 8);
+  dike_array src = make(DIKE_INT32, 1, 6, 0); /* 0..5 */
+  CHECK_INT(dike_array_append(&buf, &src), 0);
+  CHECK_INT(dike_array_remove_rows(&buf, 1, 2), 0); /* 0 3 4 5 */
+  CHECK_INT(buf.nrows, 4);
+  CHECK_SAME(at(&buf, 0), 0.0);
+  CHECK_SAME(at(&buf, 1), 3.0);
+  CHECK_SAME(at(&buf, 3), 5.0);
+  CHECK_INT(dike_array_remove_rows(&buf, 3, 1), 0); /* the last: 0 3 4 */
+  CHECK_INT(dike_array_remove_rows(&buf, 0, 1), 0); /* the first: 3 4 */
+  CHECK_INT(buf.nrows, 2);
+  CHECK_SAME(at(&buf, 0), 3.0);
+  CHECK_SAME(at(&buf, 1), 4.0);
+  CHECK_INT(dike_array_remove_rows(&buf, 2, 0), 0);
+  CHECK_INT(dike_array_remove_rows(&buf, 2, 1), DIKE_EINDEX);
+  CHECK_INT(dike_array_remove_rows(&buf, 1, 2), DIKE_EINDEX);
+  CHECK_INT(dike_array_remove_rows(&buf, SIZE_MAX, 1), DIKE_EINDEX);
+  CHECK_INT(dike_array_remove_rows(&buf, 1, SIZE_MAX), DIKE_EINDEX);
+  CHECK_INT(buf.nrows, 2);
+  /* The freed rows take appends again. */
+  CHECK_INT(dike_array_append(&buf, &src), 0);
+  CHECK_INT(buf.nrows, 8);
+  CHECK_SAME(at(&buf, 2), 0.0);
+  CHECK_SAME(at(&buf, 7), 5.0);
+  CHECK_INT(dike_array_remove_rows(&buf, 0, 8), 0);
+  CHECK_INT(buf.nrows, 0);
+  release(&buf);
+  release(&src);
 }
 
-TEST(concat_overflow) {
-  /* Views over a dummy buffer: sizes are checked before any access. */
-  static uint8_t dummy[8];
-  dike_array big, huge;
-  const dike_array *rows_overflow[] = {&big, &big, &big};
-  const dike_array *bytes_overflow[] = {&huge, &huge};
-  CHECK_INT(dike_array_view(&big, DIKE_UINT8, 1, SIZE_MAX / 2 + 1, dummy), 0);
-  CHECK_INT(dike_array_concat_shape(rows_overflow, 3, NULL, NULL, NULL, NULL),
-            DIKE_EOVERFLOW);
-  CHECK_INT(dike_array_view(&huge, DIKE_DOUBLE, 1, SIZE_MAX / 8, dummy), 0);
-  CHECK_INT(dike_array_concat_shape(bytes_overflow, 2, NULL, NULL, NULL, NULL),
-            DIKE_EOVERFLOW);
-}
-
-TEST(slice_edges) {
-  int t;
-  for (t = 0; t < NTYPES; t++) {
-    dike_array a = make(all_types[t], 2, 4, 0), s;
-    /* Whole array, first row, last row, empty at either end. */
-    CHECK_INT(dike_array_slice(&s, &a, 0, 4), 0);
-    CHECK_INT(s.nrows, 4);
-    CHECK_SAME(at(&s, 7), 7.0);
-    dike_array_free(&s);
-    CHECK_INT(dike_array_slice(&s, &a, 0, 1), 0);
-    CHECK_INT(s.nrows, 1);
-    CHECK_SAME(at(&s, 0), 0.0);
-    CHECK_SAME(at(&s, 1), 1.0);
-    dike_array_free(&s);
-    CHECK_INT(dike_array_slice(&s, &a, 3, 1), 0);
-    CHECK_SAME(at(&s, 0), 6.0);
-    CHECK_SAME(at(&s, 1), 7.0);
-    CHECK_INT(s.type, all_types[t]);
-    CHECK_INT(s.width, 2);
-    dike_array_free(&s);
-    CHECK_INT(dike_array_slice(&s, &a, 1, 2), 0);
-    CHECK_SAME(at(&s, 0), 2.0);
-    CHECK_SAME(at(&s, 3), 5.0);
-    dike_array_free(&s);
-    CHECK_INT(dike_array_slice(&s, &a, 4, 0), 0);
-    CHECK_INT(s.nrows, 0);
-    dike_array_free(&s);
-    CHECK_INT(dike_array_slice(&s, &a, 0, 0), 0);
-    dike_array_free(&s);
-    /* Out of range. */
-    CHECK_INT(dike_array_slice_check(&a, 5, 0), DIKE_EINDEX);
-    CHECK_INT(dike_array_slice_check(&a, 4, 1), DIKE_EINDEX);
-    CHECK_INT(dike_array_slice_check(&a, 0, 5), DIKE_EINDEX);
-    CHECK_INT(dike_array_slice_check(&a, 2, 3), DIKE_EINDEX);
-    CHECK_INT(dike_array_slice_check(&a, SIZE_MAX, 2), DIKE_EINDEX);
-    CHECK_INT(dike_array_slice_check(&a, 2, SIZE_MAX), DIKE_EINDEX);
-    CHECK_INT(dike_array_slice(&s, &a, 3, 2), DIKE_EINDEX);
-    dike_array_free(&a);
-  }
+TEST(grow_rows_doubles_and_never_overflows) {
+  CHECK_INT(dike_array_grow_rows(DIKE_DOUBLE, 1, 100, 100), 100);
+  CHECK_INT(dike_array_grow_rows(DIKE_DOUBLE, 1, 100, 50), 100);
+  CHECK_INT(dike_array_grow_rows(DIKE_DOUBLE, 1, 100, 101), 200);
+  CHECK_INT(dike_array_grow_rows(DIKE_DOUBLE, 1, 100, 450), 800);
+  CHECK_INT(dike_array_grow_rows(DIKE_DOUBLE, 1, 0, 1), 8);
+  CHECK_INT(dike_array_grow_rows(DIKE_DOUBLE, 1, 3, 9), 16);
+  /* Doubling would not fit the type's bytes: exactly what is needed. */
+  CHECK(dike_array_grow_rows(DIKE_UINT8, 1, SIZE_MAX / 2 + 1, SIZE_MAX / 2 + 2)
+        == SIZE_MAX / 2 + 2);
+  CHECK(dike_array_grow_rows(DIKE_DOUBLE, 1, SIZE_MAX / 16 + 1, SIZE_MAX / 16 + 2)
+        == SIZE_MAX / 16 + 2);
+  /* Not even that: 0. */
+  CHECK_INT(dike_array_grow_rows(DIKE_DOUBLE, 1, 8, SIZE_MAX / 8 + 1), 0);
+  CHECK_INT(dike_array_grow_rows(DIKE_DOUBLE, 0, 8, 9), 0);
 }
 
 TEST(copy_rows_checks) {
@@ -409,10 +398,10 @@ TEST(copy_rows_checks) {
   CHECK_INT(dike_array_copy_rows(&a, 1, &a, 0, 2), 0);
   CHECK_SAME(at(&a, 2), 0.0);
   CHECK_SAME(at(&a, 4), 100.0);
-  dike_array_free(&a);
-  dike_array_free(&b);
-  dike_array_free(&c);
-  dike_array_free(&d);
+  release(&a);
+  release(&b);
+  release(&c);
+  release(&d);
 }
 
 int main(void) {
@@ -420,18 +409,17 @@ int main(void) {
   RUN(value_checks);
   RUN(int64_value_checks);
   RUN(nbytes_is_checked);
-  RUN(init_refuses_bad_shapes);
+  RUN(view_refuses_bad_shapes);
   RUN(every_type_round_trips_with_width);
   RUN(set_refuses_values_and_keeps_old);
   RUN(int64_is_exact_beyond_2_53);
   RUN(get_int64_of_floating_types);
   RUN(views);
   RUN(empty_arrays);
-  RUN(concat_in_order);
-  RUN(concat_refuses_mismatch);
-  RUN(concat_into_checks_the_destination);
-  RUN(concat_overflow);
-  RUN(slice_edges);
+  RUN(append_fills_a_buffer_in_order);
+  RUN(append_refuses_and_changes_nothing);
+  RUN(remove_rows_moves_the_rest_down);
+  RUN(grow_rows_doubles_and_never_overflows);
   RUN(copy_rows_checks);
   return test_report();
 }
