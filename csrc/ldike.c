@@ -46,10 +46,22 @@
  * core.array_concat(list_of_arrays) -> Array   (same type and width)
  * core.is_array(x) -> boolean
  *
+ * core.gcra(rate, per, burst) -> Gcra ("dike.Gcra"): rate-limit timing.
+ *   rate > 0 (inf: T = 0, no limit); per finite > 0; burst finite >= 1.
+ *   T = per / rate and burst * T saturate at core.GCRA_MAX_SECONDS (1e9).
+ * core.gcra_reserve(g, now, cost, max_wait) -> wait | false, retry_after
+ *   (also g:reserve(now, cost, max_wait)). A call of `cost` (0..burst) at
+ *   clock reading `now` (seconds) that may wait up to max_wait (>= 0, inf
+ *   allowed): admitted, returning the wait before it may run (0: at once;
+ *   its turn is reserved), or refused (false and the seconds until a call
+ *   of that cost would pass; nothing changes). A reading that is NaN or
+ *   +-inf counts as the latest one; a clock that goes back keeps the debt.
+ * g:state() -> started, last, debt;  g:params() -> interval, burst, tolerance
+ *
  * core.errname(code), core.strerror(code)  names/messages of DIKE_E* codes;
  * core.EINVAL, core.ENOMEM, ... the codes themselves.
  *
- * Only BatchQ has a __gc (its queue is malloc'd). Backoff and Array keep
+ * Only BatchQ has a __gc (its queue is malloc'd). Backoff, Gcra and Array keep
  * everything inside the userdata (an array's elements too, so the GC sees
  * their size), and a __gc would only delay their reclamation by a cycle.
  */
@@ -266,6 +278,7 @@ static const struct {
     {"backoff", ldike_open_backoff},
     {"batchq", ldike_open_batchq},
     {"array", ldike_open_array},
+    {"gcra", ldike_open_gcra},
 };
 
 LDIKE_EXPORT int luaopen_dike_core(lua_State *L);
@@ -283,6 +296,8 @@ int luaopen_dike_core(lua_State *L) {
     parts[i].open(L);
   lua_pushnumber(L, DIKE_BACKOFF_MAX_DELAY);
   lua_setfield(L, -2, "BACKOFF_MAX_DELAY");
+  lua_pushnumber(L, DIKE_GCRA_MAX_SECONDS);
+  lua_setfield(L, -2, "GCRA_MAX_SECONDS");
 #define LDIKE_SETCODE_(name, value, msg) \
   lua_pushinteger(L, DIKE_##name);       \
   lua_setfield(L, -2, #name);

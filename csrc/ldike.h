@@ -39,6 +39,7 @@
 #define LDIKE_BACKOFF "dike.Backoff"
 #define LDIKE_BATCHQ "dike.BatchQ"
 #define LDIKE_ARRAY "dike.Array"
+#define LDIKE_GCRA "dike.Gcra"
 
 /* Largest count or size accepted from Lua: 2^53, exact in a double (so
  * the same limit holds on LuaJIT and on Lua 5.4). */
@@ -121,5 +122,6 @@ LDIKE_HIDDEN const char *ldike_numstr(double v, char *buf, size_t size);
 LDIKE_HIDDEN void ldike_open_backoff(lua_State *L);
 LDIKE_HIDDEN void ldike_open_batchq(lua_State *L);
 LDIKE_HIDDEN void ldike_open_array(lua_State *L);
+LDIKE_HIDDEN void ldike_open_gcra(lua_State *L);
 
 #endif /* LDIKE_H */
