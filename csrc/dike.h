@@ -144,39 +144,48 @@ int dike_backoff_over_budget(double elapsed, double next_delay,
  * The struct holds no clock: every reservation brings its `now` (seconds,
  * any epoch), so one limiter can serve any clock.
  *
- * Saturation: T and burst * T ("tolerance") are capped at
- * DIKE_GCRA_MAX_SECONDS, and a c * T above the tolerance counts as the
- * tolerance (so a call of cost burst always passes an idle limiter); no
- * wait is ever longer than DIKE_GCRA_MAX_SECONDS (a reservation that would
- * wait longer is refused even with an infinite max_wait). So every result
- * is finite, and rate 1e-300 or burst 1e300 cannot produce inf or NaN.
+ * The state is kept as (last, debt): the latest clock reading, and
+ * (tat - last) / T, the debt in cost units. Costs are added in cost
+ * units, so whole costs add up exactly whatever T is (in seconds, a sum of
+ * a hundred 0.6 s intervals falls short of 100 * 0.6 and would let only
+ * 99 calls of a burst of 100 through), and on a clock with a large epoch
+ * (seconds since 1970) the debt keeps its precision: only the clock's own
+ * resolution limits how finely time passing is seen. Time converts to
+ * units once per call ((now - last) / T) and a wait back to seconds once
+ * (units * T).
+ *
+ * Saturation: T is capped at DIKE_GCRA_MAX_SECONDS, and so is the time a
+ * full burst takes: `capacity`, the burst in effect, is burst capped at
+ * DIKE_GCRA_MAX_SECONDS / T, and a cost above it counts as capacity (so a
+ * call of cost burst always passes an idle limiter). No wait is ever
+ * longer than DIKE_GCRA_MAX_SECONDS: a reservation that would wait longer
+ * is refused even with an infinite max_wait. Every result is finite:
+ * rate 1e-300 or burst 1e300 cannot produce inf or NaN. T = 0 (rate
+ * +inf, or per / rate underflowing) means no limit.
  *
  * A bad clock: a `now` that is NaN or +-inf is taken as the latest reading
  * seen (0 before the first). A clock that goes backwards (a wall clock
- * stepped back) moves the schedule back with it: the wait owed, tat - now,
- * is kept, so the step neither frees a burst nor blocks callers for the
- * length of the step; time that then passes counts from the new reading.
+ * stepped back) moves the schedule back with it: the debt is kept, so the
+ * step neither frees a burst nor blocks callers for the length of the
+ * step; time that then passes counts from the new reading.
  *
- * The state is kept as (last, debt): the latest clock reading and
- * tat - last, so tat = last + debt. The debt is a small number whatever
- * the clock's epoch, so costs add up exactly even on a clock such as
- * seconds since 1970 (only the clock's own resolution limits how finely
- * time passing is seen). Invariants once started: last is finite and
- * 0 <= debt <= 2 * DIKE_GCRA_MAX_SECONDS. Only a successful reservation
- * changes the struct (a refused or invalid one leaves it bit for bit as
- * it was), so a refused call "changes nothing".
+ * Invariants once started: last is finite, debt >= 0 and debt * T <=
+ * 2 * DIKE_GCRA_MAX_SECONDS (up to rounding). Only a successful
+ * reservation changes the struct (a refused or invalid one leaves it bit
+ * for bit as it was), so a refused call "changes nothing".
  * ====================================================================== */
 
-/* Upper bound on the interval, the tolerance and any wait: 1e9 s. */
+/* Upper bound on the interval, the time a full burst takes and any wait:
+ * 1e9 s. */
 #define DIKE_GCRA_MAX_SECONDS 1e9
 
 typedef struct dike_gcra {
-  double interval;  /* T = per / rate, in [0, DIKE_GCRA_MAX_SECONDS]     */
-  double burst;     /* units that may pass at once: finite, >= 1         */
-  double tolerance; /* burst * T, capped at DIKE_GCRA_MAX_SECONDS        */
-  double last;      /* the latest clock reading (once started)           */
-  double debt;      /* tat - last, >= 0 (once started)                   */
-  int started;      /* whether a reservation has been made               */
+  double interval; /* T = per / rate, in [0, DIKE_GCRA_MAX_SECONDS]       */
+  double burst;    /* as given: finite, >= 1; costs above it are refused */
+  double capacity; /* burst in effect: min(burst, MAX / T), >= 1         */
+  double last;     /* the latest clock reading (once started)            */
+  double debt;     /* (tat - last) / T in cost units, >= 0 (once started) */
+  int started;     /* whether a reservation has been made                */
 } dike_gcra;
 
 /* Validate and set up an idle limiter (its first call sees a full

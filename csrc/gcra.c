@@ -4,7 +4,7 @@
 #include "dike.h"
 
 int dike_gcra_init(dike_gcra *g, double rate, double per, double burst) {
-  double interval, tolerance;
+  double interval, capacity = burst;
   /* Written as !(x ok) so that NaN fails every test. */
   if (!(rate > 0))
     return DIKE_EINVAL;
@@ -17,12 +17,12 @@ int dike_gcra_init(dike_gcra *g, double rate, double per, double burst) {
   interval = per / rate;
   if (!(interval <= DIKE_GCRA_MAX_SECONDS))
     interval = DIKE_GCRA_MAX_SECONDS;
-  tolerance = burst * interval; /* finite * finite: never NaN */
-  if (!(tolerance <= DIKE_GCRA_MAX_SECONDS))
-    tolerance = DIKE_GCRA_MAX_SECONDS;
+  /* MAX / T >= 1 (T <= MAX), +inf for a tiny T: then burst stays. */
+  if (interval > 0 && capacity > DIKE_GCRA_MAX_SECONDS / interval)
+    capacity = DIKE_GCRA_MAX_SECONDS / interval;
   g->interval = interval;
   g->burst = burst;
-  g->tolerance = tolerance;
+  g->capacity = capacity;
   g->last = 0;
   g->debt = 0;
   g->started = 0;
@@ -31,7 +31,7 @@ int dike_gcra_init(dike_gcra *g, double rate, double per, double burst) {
 
 int dike_gcra_reserve(dike_gcra *g, double now, double cost, double max_wait,
                       double *wait) {
-  double debt, inc, w;
+  double debt, inc, units, w;
 
   if (!(cost >= 0) || !(cost <= g->burst)) /* burst is finite: no inf */
     return DIKE_EINVAL;
@@ -39,44 +39,37 @@ int dike_gcra_reserve(dike_gcra *g, double now, double cost, double max_wait,
     return DIKE_EINVAL;
 
   /* The clock: a reading that is not a finite number means "no time has
-   * passed". The debt owed at `now` is tat - now = max(tat, now) - now:
-   * the stored debt less the time passed since the last reading, never
-   * below 0 (an idle limiter owes nothing). A clock that went back keeps
-   * the debt as it was. Nothing is stored yet: a refused call must leave
-   * g as it was. */
+   * passed". The debt owed at `now` is (max(tat, now) - now) / T: the
+   * stored debt less the units that the time since the last reading paid
+   * back, never below 0 (an idle limiter owes nothing). A clock that went
+   * back keeps the debt as it was. Nothing is stored yet: a refused call
+   * must leave g as it was. */
   if (!isfinite(now))
     now = g->started ? g->last : 0;
-  if (!g->started) {
-    debt = 0;
-  } else {
+  debt = 0;
+  if (g->started && g->interval > 0) {
     debt = g->debt;
     if (now > g->last) {
-      /* now - last may be +inf (readings +-1e308 apart): debt - inf is
-       * -inf, which the test below turns into 0; never NaN. */
-      debt -= now - g->last;
+      /* (now - last) / T may be +inf (readings 1e308 apart, or a tiny T):
+       * debt - inf is -inf, which the test below turns into 0. */
+      debt -= (now - g->last) / g->interval;
       if (!(debt > 0))
         debt = 0;
     }
   }
 
-  /* c * T, at most the tolerance: equal to it for cost == burst (the same
-   * product), and capped with it when burst * T saturated. */
-  inc = cost * g->interval;
-  if (inc > g->tolerance)
-    inc = g->tolerance;
-
-  /* allow_at - now = (now + debt + inc - tolerance) - now, summed from a
-   * term >= 0 and one <= 0, so an exact debt gives an exact sign. */
-  w = debt - (g->tolerance - inc);
-  if (!(w > 0))
-    w = 0; /* admitted at once (and never -0) */
+  /* allow_at - now = (debt + inc - capacity) * T, summed from a term >= 0
+   * and one <= 0: exact for whole costs, so a full burst of unit calls
+   * passes. T = 0 (no limit): the debt stays 0 and every wait is 0. */
+  inc = cost > g->capacity ? g->capacity : cost;
+  units = debt - (g->capacity - inc);
+  w = units > 0 ? units * g->interval : 0; /* never -0 */
 
   if (w > max_wait || w > DIKE_GCRA_MAX_SECONDS) {
     *wait = w;
     return DIKE_ELIMITED;
   }
-  /* debt + inc = w + tolerance <= 2 * DIKE_GCRA_MAX_SECONDS. */
-  g->debt = debt + inc;
+  g->debt = g->interval > 0 ? debt + inc : 0;
   g->last = now;
   g->started = 1;
   *wait = w;

@@ -56,7 +56,8 @@
  *   its turn is reserved), or refused (false and the seconds until a call
  *   of that cost would pass; nothing changes). A reading that is NaN or
  *   +-inf counts as the latest one; a clock that goes back keeps the debt.
- * g:state() -> started, last, debt;  g:params() -> interval, burst, tolerance
+ * g:state() -> started, last, debt (cost units);
+ * g:params() -> interval, burst, capacity (burst capped: capacity * T <= 1e9)
  *
  * core.errname(code), core.strerror(code)  names/messages of DIKE_E* codes;
  * core.EINVAL, core.ENOMEM, ... the codes themselves.

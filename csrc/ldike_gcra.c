@@ -57,7 +57,7 @@ static int l_reserve(lua_State *L) {
   return 0; /* not reached */
 }
 
-/* g:state() -> started, last, debt (tests and debugging) */
+/* g:state() -> started, last, debt (in cost units; tests and debugging) */
 static int l_state(lua_State *L) {
   dike_gcra *g = SELF(L);
   lua_pushboolean(L, g->started);
@@ -66,12 +66,12 @@ static int l_state(lua_State *L) {
   return 3;
 }
 
-/* g:params() -> interval, burst, tolerance (after saturation) */
+/* g:params() -> interval, burst, capacity (after saturation) */
 static int l_params(lua_State *L) {
   dike_gcra *g = SELF(L);
   lua_pushnumber(L, (lua_Number)g->interval);
   lua_pushnumber(L, (lua_Number)g->burst);
-  lua_pushnumber(L, (lua_Number)g->tolerance);
+  lua_pushnumber(L, (lua_Number)g->capacity);
   return 3;
 }
 

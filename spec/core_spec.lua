@@ -403,22 +403,23 @@ describe("dike.core", function()
       assert.equal(0.25, core.gcra_reserve(g, 10, 1, 1))
       assert.equal(0.5, g:reserve(10, 1, 1))
       assert.same({ false, 1 }, { g:reserve(10, 2, 0.5) }) -- refused: nothing changes
-      assert.same({ true, 10, 1.5 }, { g:state() })
+      assert.same({ true, 10, 6 }, { g:state() }) -- the debt in cost units
       assert.equal(0, core.gcra_reserve(g, 20, 4, 0)) -- idle: the bucket is full again
     end)
 
     it("saturates huge parameters and keeps a bad clock's debt", function()
       local g = core.gcra(1e-300, 1, 1)
-      assert.same({ core.GCRA_MAX_SECONDS, 1, core.GCRA_MAX_SECONDS }, { g:params() })
+      assert.same({ core.GCRA_MAX_SECONDS, 1, 1 }, { g:params() })
       assert.equal(0, core.gcra_reserve(g, 0, 1, INF))
       assert.equal(core.GCRA_MAX_SECONDS, core.gcra_reserve(g, 0, 1, INF))
       assert.same({ false, 2 * core.GCRA_MAX_SECONDS }, { core.gcra_reserve(g, 0, 1, INF) })
-      assert.same({ 0, 1, 0 }, { core.gcra(INF, 1, 1):params() })
+      assert.same({ 0, 1, 1 }, { core.gcra(INF, 1, 1):params() })
+      assert.same({ 1, 1e300, core.GCRA_MAX_SECONDS }, { core.gcra(1, 1, 1e300):params() })
       local h = core.gcra(4, 1, 4)
       assert.equal(0, h:reserve(100, 4, 0))
       assert.equal(0.25, h:reserve(50, 1, 1))   -- backwards: the debt is kept
       assert.equal(0.5, h:reserve(0 / 0, 1, 1)) -- NaN: the last reading
-      assert.same({ true, 50, 1.5 }, { h:state() })
+      assert.same({ true, 50, 6 }, { h:state() })
     end)
 
     it("checks its arguments", function()

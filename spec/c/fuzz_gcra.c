@@ -4,25 +4,26 @@
  *
  * The first byte picks one of two modes.
  *
- * Exact mode: every time, interval and cost is a whole number of units
- * u = 2^-e s, e in 0..22 from the input (costs are halves of a unit of
- * cost, intervals even numbers of u), and every sum stays below 2^53 u,
- * so the core's double arithmetic is exact and must agree bit for
- * bit with the model, which computes in int64 units straight from the
- * definition: tat starts in the past; a clock that goes back moves tat
- * back by as much; new_tat = max(tat, now) + min(c * T, tolerance);
- * wait = max(new_tat - tolerance - now, 0); admitted when wait <=
+ * Exact mode: every time is a whole number of units u = 2^-e s (e in
+ * 0..22 from the input), the interval T a power of two of them, costs
+ * halves of a unit of cost, and every sum stays below 2^53 u, so the
+ * core's double arithmetic (which keeps its debt in cost units, dividing
+ * time by T) is exact and must agree bit for bit with the model, which
+ * computes in int64 time units straight from the definition: tat starts
+ * in the past; a clock that goes back moves tat back by as much; new_tat =
+ * max(tat, now) + min(c * T, tolerance) with tolerance = min(burst * T,
+ * cap); wait = max(new_tat - tolerance - now, 0); admitted when wait <=
  * max_wait and wait <= the cap, and only then tat = new_tat. The model
  * keeps tat as it is (below the clock when idle), the core keeps the debt
- * max(tat, now) - now: the two must agree on every result code, every
- * wait and the state after every step. The clock moves forwards and
+ * (max(tat, now) - now) / T: the two must agree on every result code,
+ * every wait and the state after every step. The clock moves forwards and
  * backwards, in small and huge steps, and sometimes reads NaN or +-inf;
- * intervals and tolerances reach the cap (1e9 s), max_wait is 0, a whole
+ * tolerances reach the cap (1e9 s), max_wait is 0, a whole
  * number of units or +inf, and some costs and waits are invalid.
  *
  * Wild mode: rate, per, burst, clock readings, costs and max_wait are any
  * doubles (NaN, +-inf, subnormals, DBL_MAX included). Checked: init
- * accepts exactly the valid parameters and saturates T and the tolerance;
+ * accepts exactly the valid parameters and saturates T and the capacity;
  * a reservation is EINVAL exactly for an invalid cost or max_wait, and
  * then, like a refusal, leaves the struct bit for bit unchanged; every
  * wait is finite, >= 0 (never -0), within max_wait and the cap when
@@ -103,8 +104,8 @@ static int64_t wrap_clock(int64_t t) {
 static void run_exact(fuzz_input *in) {
   model m;
   dike_gcra g;
-  int64_t half, burst_halves, clock;
-  int k, e, steps = 0;
+  int64_t burst_halves, clock;
+  int j, k, e, steps = 0;
   double rate, per;
 
   memset(&m, 0, sizeof m);
@@ -112,23 +113,23 @@ static void run_exact(fuzz_input *in) {
   m.unit = ldexp(1, -e);
   m.cap = (int64_t)1000000000 << e;
 
-  /* T = 2 * half units; burst = burst_halves / 2 units of cost. */
-  if (fuzz_byte(in) & 1)
-    half = 1 + (int64_t)(fuzz_u64(in) % ((uint64_t)1 << 36)); /* up to ~1.3e8 s */
-  else
-    half = 1 + fuzz_byte(in);
+  /* T = 2^j units (j >= 1: half a unit of cost is a whole number of
+   * units), up to 2^37 u and below the cap (a capped T, 1e9 s, is not a
+   * power of two: the wild mode and the unit tests cover it); burst =
+   * burst_halves / 2 units of cost. */
+  j = 1 + fuzz_byte(in) % (e + 29 < 37 ? e + 29 : 37);
   burst_halves = 2 + fuzz_byte(in) % 63;
-  /* rate 2^k per (2 * half * u * 2^k) seconds: per / rate is exact. */
+  /* rate 2^k per 2^(j + k) u seconds: per / rate is exact. */
   k = fuzz_byte(in) % 4;
   rate = ldexp(1, k);
-  per = ldexp((double)(2 * half), k - e);
+  per = ldexp(1, j + k - e);
   check(dike_gcra_init(&g, rate, per, (double)burst_halves / 2) == 0);
 
-  m.interval = min64(2 * half, m.cap); /* the cap is even */
+  m.interval = min64((int64_t)1 << j, m.cap); /* the cap is even */
   m.half_interval = m.interval / 2;
   m.tolerance = min64(burst_halves * m.half_interval, m.cap);
   check(same(g.interval, (double)m.interval * m.unit));
-  check(same(g.tolerance, (double)m.tolerance * m.unit));
+  check(same(g.capacity * g.interval, (double)m.tolerance * m.unit));
 
   clock = (int64_t)(fuzz_u64(in) % (uint64_t)CLOCK_SPAN) - CLOCK_SPAN / 2;
   while (!fuzz_input_done(in) && steps++ < 4096) {
@@ -142,7 +143,7 @@ static void run_exact(fuzz_input *in) {
     switch (op % 8) {
     case 0: break;                                       /* same instant */
     case 1: clock += how; break;                         /* a little later */
-    case 2: clock += (int64_t)how * half; break;         /* intervals later */
+    case 2: clock += (int64_t)how * m.half_interval; break; /* intervals later */
     case 3: clock -= how; break;                         /* a little back */
     case 4: clock += (int64_t)(fuzz_u64(in) % (uint64_t)CLOCK_SPAN) - CLOCK_SPAN / 2; break;
     case 5: now_ok = 0; break;                           /* NaN or +-inf */
@@ -171,7 +172,7 @@ static void run_exact(fuzz_input *in) {
     switch (fuzz_byte(in) % 6) {
     case 0: max_wait = 0; break;
     case 1: max_wait = NO_LIMIT; break;
-    case 2: max_wait = (int64_t)fuzz_byte(in) * half; break;
+    case 2: max_wait = (int64_t)fuzz_byte(in) * m.half_interval; break;
     case 3: max_wait = (int64_t)(fuzz_u64(in) % ((uint64_t)1 << 42)); break;
     case 4: max_wait = 0; wait_ok = 0; break;
     default: max_wait = fuzz_byte(in); break;
@@ -196,7 +197,7 @@ static void run_exact(fuzz_input *in) {
     }
     check(g.started == 1);
     check(same(g.last, (double)m.last * m.unit));
-    check(same(g.debt, (double)(m.tat - m.last) * m.unit));
+    check(same(g.debt * g.interval, (double)(m.tat - m.last) * m.unit));
   }
 }
 
@@ -218,7 +219,8 @@ static void run_wild(fuzz_input *in) {
     check(dike_gcra_init(&g, rate, per, burst) == 0);
   }
   check(g.interval >= 0 && g.interval <= DIKE_GCRA_MAX_SECONDS);
-  check(g.tolerance >= g.interval && g.tolerance <= DIKE_GCRA_MAX_SECONDS);
+  check(g.capacity >= 1 && g.capacity <= burst);
+  check(g.capacity * g.interval <= DIKE_GCRA_MAX_SECONDS * (1 + 1e-15));
   check(same(g.burst, burst));
   check(g.started == 0);
 
@@ -265,7 +267,10 @@ static void run_wild(fuzz_input *in) {
     check(w <= max_wait && w <= DIKE_GCRA_MAX_SECONDS);
     check(g.started == 1);
     check(same(g.last, isfinite(now) ? now : before.started ? before.last : 0));
-    check(isfinite(g.debt) && g.debt >= 0 && g.debt <= 2 * DIKE_GCRA_MAX_SECONDS);
+    check(isfinite(g.debt) && g.debt >= 0);
+    check(g.debt * g.interval <= 2 * DIKE_GCRA_MAX_SECONDS * (1 + 1e-12));
+    if (g.interval == 0)
+      check(w == 0 && g.debt == 0); /* no limit */
     if (before.started && !(g.last > before.last))
       check(g.debt >= before.debt); /* no time passed: nothing drained */
   }

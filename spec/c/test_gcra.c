@@ -1,7 +1,7 @@
 /* test_gcra.c - rate-limit timing: admission, reservations, refusals,
- * costs, saturation and bad clocks. Times and rates are chosen so that
- * every value is a dyadic fraction: the results are exact, compared bit
- * for bit. */
+ * costs, saturation and bad clocks. Times and rates are mostly chosen so
+ * that every value is a dyadic fraction: the results are exact, compared
+ * bit for bit. */
 #include <float.h>
 #include <math.h>
 
@@ -40,34 +40,37 @@ TEST(init_validates) {
   CHECK_INT(dike_gcra_init(&g, 4, 2, 3), 0);
   CHECK_SAME(g.interval, 0.5);
   CHECK_SAME(g.burst, 3.0);
-  CHECK_SAME(g.tolerance, 1.5);
+  CHECK_SAME(g.capacity, 3.0);
   CHECK_INT(g.started, 0);
   CHECK_INT(dike_gcra_init(&g, 0.5, 1, 1.5), 0); /* fractions are fine */
   CHECK_SAME(g.interval, 2.0);
-  CHECK_SAME(g.tolerance, 3.0);
+  CHECK_SAME(g.capacity, 1.5);
 }
 
-TEST(saturation_of_interval_and_tolerance) {
+TEST(saturation_of_interval_and_capacity) {
   dike_gcra g;
   /* rate inf: no limit (T = 0). */
   CHECK_INT(dike_gcra_init(&g, INFINITY, 1, 1), 0);
   CHECK_SAME(g.interval, 0.0);
-  CHECK_SAME(g.tolerance, 0.0);
+  CHECK_SAME(g.capacity, 1.0);
   /* per / rate overflows: saturates at the cap. */
   CHECK_INT(dike_gcra_init(&g, 1e-300, 1e300, 1), 0);
   CHECK_SAME(g.interval, DIKE_GCRA_MAX_SECONDS);
-  CHECK_SAME(g.tolerance, DIKE_GCRA_MAX_SECONDS);
+  CHECK_SAME(g.capacity, 1.0);
   CHECK_INT(dike_gcra_init(&g, DBL_MIN, DBL_MAX, DBL_MAX), 0);
   CHECK_SAME(g.interval, DIKE_GCRA_MAX_SECONDS);
-  CHECK_SAME(g.tolerance, DIKE_GCRA_MAX_SECONDS);
-  /* burst * T past the cap: the tolerance saturates, T does not. */
+  CHECK_SAME(g.burst, DBL_MAX);
+  CHECK_SAME(g.capacity, 1.0);
+  /* burst * T past the cap: the capacity saturates, T does not. */
   CHECK_INT(dike_gcra_init(&g, 1, 1, 1e300), 0);
   CHECK_SAME(g.interval, 1.0);
-  CHECK_SAME(g.tolerance, DIKE_GCRA_MAX_SECONDS);
+  CHECK_SAME(g.capacity, DIKE_GCRA_MAX_SECONDS);
+  CHECK_INT(dike_gcra_init(&g, 1, 4, 1e300), 0);
+  CHECK_SAME(g.capacity, 2.5e8);
   /* T underflows to 0: no limit, never NaN. */
   CHECK_INT(dike_gcra_init(&g, 1e300, 1e-300, 1e300), 0);
   CHECK_SAME(g.interval, 0.0);
-  CHECK_SAME(g.tolerance, 0.0);
+  CHECK_SAME(g.capacity, 1e300);
 }
 
 TEST(idle_limiter_admits_a_burst_then_spaces_calls) {
@@ -224,8 +227,8 @@ TEST(waits_saturate_at_the_cap) {
   CHECK_SAME(w, DIKE_GCRA_MAX_SECONDS);
   CHECK_INT(reserve(&g, 0, 1, INFINITY, &w), DIKE_ELIMITED);
   CHECK_SAME(w, 2 * DIKE_GCRA_MAX_SECONDS);
-  CHECK(g.debt <= 2 * DIKE_GCRA_MAX_SECONDS);
-  /* burst 1e300 with T = 1: the tolerance is capped; a cost of burst is
+  CHECK_SAME(g.debt, 2.0);
+  /* burst 1e300 with T = 1: the capacity is capped; a cost of burst is
    * capped with it and still passes an idle limiter. */
   CHECK_INT(dike_gcra_init(&g, 1, 1, 1e300), 0);
   CHECK_INT(reserve(&g, 0, 1e300, 0, &w), 0);
@@ -247,7 +250,31 @@ TEST(huge_and_far_apart_clock_readings_stay_finite) {
     CHECK_INT(rc, 0);
     CHECK(isfinite(w) && w >= 0 && w <= DIKE_GCRA_MAX_SECONDS);
     CHECK(isfinite(g.last) && isfinite(g.debt));
-    CHECK(g.debt >= 0 && g.debt <= 2 * DIKE_GCRA_MAX_SECONDS);
+    CHECK(g.debt >= 0 && g.debt * g.interval <= 2 * DIKE_GCRA_MAX_SECONDS);
+  }
+}
+
+TEST(a_whole_burst_passes_whatever_the_interval) {
+  /* In seconds, 99 additions of 0.6 fall short of 100 * 0.6 - 0.6: a debt
+   * kept in seconds would refuse the last call of the burst. */
+  static const double rates[][2] = {{100, 60}, {1e6, 3600}, {3.7, 1},
+                                    {7, 0.3}, {1e5, 60}, {1000, 3600}};
+  size_t i;
+  for (i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+    double rate = rates[i][0], per = rates[i][1], burst = floor(rate), w;
+    dike_gcra g;
+    double k;
+    CHECK_INT(dike_gcra_init(&g, rate, per, burst), 0);
+    for (k = 0; k < burst; k++) {
+      int rc = reserve(&g, 12345.678, 1, 0, &w);
+      if (rc != 0 || w != 0) {
+        CHECK_INT(rc, 0);
+        CHECK_SAME(w, 0.0);
+        break;
+      }
+    }
+    CHECK_INT(reserve(&g, 12345.678, 1, 0, &w), DIKE_ELIMITED);
+    CHECK_SAME(w, per / rate); /* one interval, exactly */
   }
 }
 
@@ -265,7 +292,7 @@ TEST(costs_add_up_exactly_on_an_epoch_clock) {
   for (i = 1; i <= 1000; i++) {
     CHECK_INT(reserve(&g, 1.7e9, 1, 1, &w), 0);
     CHECK(w > prev);
-    CHECK(fabs(w - i * 1e-8) < 1e-15);
+    CHECK_SAME(w, i * g.interval);
     prev = w;
   }
 }
@@ -290,7 +317,7 @@ TEST(error_code_of_a_refusal) {
 
 int main(void) {
   RUN(init_validates);
-  RUN(saturation_of_interval_and_tolerance);
+  RUN(saturation_of_interval_and_capacity);
   RUN(idle_limiter_admits_a_burst_then_spaces_calls);
   RUN(reservations_wait_in_call_order);
   RUN(refusal_changes_nothing_and_retry_after_is_exact);
@@ -299,6 +326,7 @@ int main(void) {
   RUN(clock_that_is_not_a_number);
   RUN(waits_saturate_at_the_cap);
   RUN(huge_and_far_apart_clock_readings_stay_finite);
+  RUN(a_whole_burst_passes_whatever_the_interval);
   RUN(costs_add_up_exactly_on_an_epoch_clock);
   RUN(no_limit_when_interval_is_zero);
   RUN(error_code_of_a_refusal);
