@@ -170,9 +170,11 @@ int dike_backoff_over_budget(double elapsed, double next_delay,
  * step; time that then passes counts from the new reading.
  *
  * Invariants once started: last is finite, debt >= 0 and debt * T <=
- * 2 * DIKE_GCRA_MAX_SECONDS (up to rounding). Only a successful
- * reservation changes the struct (a refused or invalid one leaves it bit
- * for bit as it was), so a refused call "changes nothing".
+ * 2 * DIKE_GCRA_MAX_SECONDS (up to rounding). A refused call "changes
+ * nothing": the schedule (tat) stays, only the clock reading is kept, as
+ * (now, the debt at now), so that a clock stepped back is seen even while
+ * every call is refused; an invalid call leaves the struct bit for bit as
+ * it was.
  * ====================================================================== */
 
 /* Upper bound on the interval, the time a full burst takes and any wait:
@@ -201,7 +203,8 @@ int dike_gcra_init(dike_gcra *g, double rate, double per, double burst);
  *    reserved (tat = new_tat).
  *  - DIKE_ELIMITED: refused; *wait is the retry-after time allow_at - now
  *    (> 0: waiting that long, a call of the same cost would be admitted
- *    at once if nothing else came first); g is unchanged.
+ *    at once if nothing else came first); the schedule is unchanged (the
+ *    same call again at the same reading is refused alike).
  *  - DIKE_EINVAL: cost NaN, < 0 or > burst (it could never run), or
  *    max_wait NaN or < 0; g and *wait are unchanged.
  * A cost of 0 is a probe: admitted when the limiter has no debt. */

@@ -42,8 +42,7 @@ int dike_gcra_reserve(dike_gcra *g, double now, double cost, double max_wait,
    * passed". The debt owed at `now` is (max(tat, now) - now) / T: the
    * stored debt less the units that the time since the last reading paid
    * back, never below 0 (an idle limiter owes nothing). A clock that went
-   * back keeps the debt as it was. Nothing is stored yet: a refused call
-   * must leave g as it was. */
+   * back keeps the debt as it was. */
   if (!isfinite(now))
     now = g->started ? g->last : 0;
   debt = 0;
@@ -66,6 +65,13 @@ int dike_gcra_reserve(dike_gcra *g, double now, double cost, double max_wait,
   w = units > 0 ? units * g->interval : 0; /* never -0 */
 
   if (w > max_wait || w > DIKE_GCRA_MAX_SECONDS) {
+    /* Refused: the schedule stays as it is, but the reading is kept (the
+     * same debt, counted from now). Otherwise a clock stepped back an hour
+     * would only be seen by the next admitted call: a limiter that never
+     * waits would refuse everyone until the clock caught up again. (A
+     * refusal implies started: an idle limiter admits any valid cost.) */
+    g->debt = debt;
+    g->last = now;
     *wait = w;
     return DIKE_ELIMITED;
   }

@@ -129,6 +129,37 @@ local TOOLS = {
         end,
     },
     {
+        -- rate 1e300: burst (floor(rate)) is above every cost probed, and every call passes.
+        name = "dike.rate_limit", make = dike.rate_limit, base = { rate = 1e300 },
+        options = {
+            rate = RULES.number(true, false),
+            per = RULES.number(true, false),
+            burst = function(v)
+                if type(v) == "number" and v >= 1 and v < INF then return nil end
+                return "must be a finite number >= 1, got " .. show(v)
+            end,
+            max_wait = RULES.number(false, true),
+            cost = function(v)
+                if type(v) == "function" or (type(v) == "number" and v > 0 and v < INF) then return nil end
+                return "must be a finite number > 0 or a function, got " .. show(v)
+            end,
+            name = RULES.type("string", "a string"),
+        },
+        use = function(opts)
+            if opts.cost == print then -- print the probe, silenced: a cost function returning nothing
+                opts.cost = function() end
+            end
+            local g = dike.rate_limit(opts)(function(x) return x + 1 end)
+            if type(opts.cost) == "function" then -- its result is the call's error
+                local err, at = raised(g, 41)
+                assert.equal(at .. "dike.rate_limit: the cost function's result must be a finite number > 0, got nil",
+                             err)
+            else
+                assert.equal(42, g(41))
+            end
+        end,
+    },
+    {
         name = "dike.batch", make = dike.batch, base = { target_batch_size = 1, max_waiting_time = 1 },
         options = {
             target_batch_size = RULES.count(1, false),
@@ -273,13 +304,18 @@ describe("bad input", function()
                 { dike.circuit_breaker, { exception_types = { dike.CircuitOpen, true } }, "dike.circuit_breaker:"
                   .. " exception_types must be an error class, a pattern string, a predicate or a list of these,"
                   .. " got true" },
+                { dike.rate_limit, {}, "dike.rate_limit: rate must be a finite number > 0, got nil" },
+                { dike.rate_limit, { rate = 2, cost = 3 },
+                  "dike.rate_limit: cost 3 exceeds burst 2: such a call could never run" },
+                { dike.rate_limit, { rate = 100, burst = 2.5, cost = 2.75 },
+                  "dike.rate_limit: cost 2.75 exceeds burst 2.5: such a call could never run" },
             }
             for _, case in ipairs(cases) do
                 local err, at = raised(case[1], case[2])
                 tried = tried + 1
                 assert.equal(at .. case[3], err)
             end
-            TOOLS[3].use(TOOLS[3].base)
+            for _, tool in ipairs(TOOLS) do tool.use(tool.base) end
         end)
 
         it("gather's options", function()
@@ -376,6 +412,44 @@ describe("bad input", function()
             end
         end
         assert.equal("closed", cb:state()) -- the breaker goes on working
+    end)
+
+    describe("rate limiter calls", function()
+        it("bad costs of a cost function, acquire and try; methods called without a limiter", function()
+            local results = { 0, -1, NAN, INF, -INF, "1", {}, true, 3, 1e300 }
+            local i = 0
+            local rl = dike.rate_limit{ rate = 1e9, burst = 2, cost = function() i = i + 1 return results[i] end }
+            local f = rl(function() return "ran" end)
+            for _, v in ipairs(results) do
+                local err, at = raised(f)
+                tried = tried + 1
+                local want = (type(v) == "number" and v > 0 and v < INF)
+                    and ("cost " .. show(v) .. " exceeds burst 2: such a call could never run")
+                    or ("the cost function's result must be a finite number > 0, got " .. show(v))
+                assert.equal(at .. "dike.rate_limit: " .. want, err)
+            end
+            for _, method in ipairs({ "acquire", "try" }) do
+                local fname = "limiter:" .. method
+                for _, v in ipairs({ 0, -1, NAN, INF, "1", {}, true, 2.5, 1e300 }) do
+                    local err, at = raised(function() return rl[method](rl, v) end)
+                    tried = tried + 1
+                    local want = (type(v) == "number" and v > 0 and v < INF)
+                        and ("cost " .. show(v) .. " exceeds burst 2: such a call could never run")
+                        or ("cost must be a finite number > 0, got " .. show(v))
+                    assert.equal(at .. fname .. ": " .. want, err)
+                end
+                for _, self in ipairs({ 5, "x", {}, f }) do
+                    local err, at = raised(function() return rl[method](self) end)
+                    tried = tried + 1
+                    assert.equal(at .. fname .. ": expected a rate limiter (call it with a colon), got " .. show(self),
+                                 err)
+                end
+            end
+            -- nothing was taken: the limiter's turns are all still there
+            assert.same({ calls = #results, admitted = 0, delayed = 0, rejected = 0, waiting = 0 }, dike.stats(rl))
+            assert.same({ true, 0 }, { rl:try(2) })
+            assert.is_nil(rl:acquire())
+        end)
     end)
 
     describe("batch calls of the wrong shape", function()
@@ -652,6 +726,10 @@ describe("bad input", function()
                 if state.n == 1 then error("first", 0) end
                 return state.n
             end)
+            -- one turn per 100 s, already taken: every further call must wait
+            local rl = dike.rate_limit{ rate = 1, per = 100, burst = 1, max_wait = 1000 }
+            local paced = rl(function() return "ran" end)
+            assert.equal("ran", paced())
             local wrapped = dike.wrap(function(x, cb) cb(x) end)
             local task = dike.spawn(function() dike.sleep(0) end) -- waits: not done yet
             local cases = { -- { fn, arguments (made afresh for each call), message }
@@ -659,6 +737,8 @@ describe("bad input", function()
                 { dike.gather, function() return {} end, outside("dike.gather") },
                 { batched, function() return { 1 } end, outside("dike.batch") },
                 { limited, function() end, outside("dike.limit_jobs") },
+                { paced, function() end, outside("dike.rate_limit") },
+                { rl.acquire, function() return rl end, outside("limiter:acquire") },
                 { retried, function() return { n = 0 } end, outside("dike.retry") },
                 { wrapped, function() return 3 end, outside("dike.wrap") },
                 { task.join, function() return task end, outside("task:join") },
@@ -677,6 +757,11 @@ describe("bad input", function()
             local s = dike.stats(batched)
             assert.same({ 0, 0, 0, 0 }, { s.queued_calls, s.queued_rows, s.running_batches, s.waiting })
             assert.same({ 0, 0 }, { dike.stats(limited).running, dike.stats(limited).queued })
+            -- no turn was reserved: the next one is still within the first 100 s
+            local free, retry_after = rl:try()
+            assert.is_false(free)
+            assert.is_true(retry_after <= 100 and retry_after > 90, tostring(retry_after))
+            assert.equal(0, dike.stats(rl).waiting)
             dike.run(function()
                 assert.same({ 2 }, batched({ 1 }))
                 assert.equal(dike.TooManyCalls, getmetatable(raised(limited)))

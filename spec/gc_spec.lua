@@ -95,6 +95,34 @@ describe("garbage collection", function()
         assert.same({}, survivors(weak))
     end)
 
+    it("rate limiters and their functions are collected after admitting, waiting, rejecting and"
+       .. " cancelled waiters", function()
+        local weak = new_weak()
+        local function use()
+            local rl = dike.rate_limit{ rate = 1, per = 0.005, burst = 1, max_wait = 0.02,
+                                        cost = function() return 1 end }
+            local fn = function(x) return { x } end
+            local f = rl(fn)
+            weak.limiter, weak.f, weak.fn = rl, f, fn
+            dike.run(function()
+                weak.first = f(1)                        -- at once
+                local waiter = dike.spawn(f, 2)          -- waits one interval
+                local cancelled = dike.spawn(f, 3)       -- waits, then cancelled
+                local gone = dike.spawn(f, 4)            -- waits, and stays queued behind it
+                weak.rejected = support.error_of(f, 5)   -- beyond max_wait
+                cancelled:cancel()
+                weak.waiter, weak.cancelled, weak.gone = waiter, cancelled, gone
+                weak.second = waiter:join()
+                weak.fourth = gone:join()
+                assert.is_nil(rl:acquire())
+                assert.is_true((rl:try()) ~= nil)
+            end)
+            assert.equal(0, dike.stats(rl).waiting)
+        end
+        use()
+        assert.same({}, survivors(weak))
+    end)
+
     it("batchers are collected after batches sent by size and by time, cancellations, timeouts and errors",
        function()
         local weak = new_weak()

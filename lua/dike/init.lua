@@ -12,6 +12,7 @@ local batch = require("dike.batch")
 local circuit_breaker = require("dike.circuit_breaker")
 local events = require("dike.events")
 local timeout = require("dike.timeout")
+local rate_limit = require("dike.rate_limit")
 
 local dike = {
     _VERSION = "dike scm",
@@ -31,6 +32,8 @@ local dike = {
     CircuitOpen = errors.CircuitOpen,
     on_event = events.on_event,
     timeout = timeout.timeout,
+    rate_limit = rate_limit.rate_limit,
+    RateLimited = errors.RateLimited,
 }
 
 -- spawn, run, sleep and now are the runtime's own functions, bound again by every

@@ -16,7 +16,9 @@
  * max_wait and wait <= the cap, and only then tat = new_tat. The model
  * keeps tat as it is (below the clock when idle), the core keeps the debt
  * (max(tat, now) - now) / T: the two must agree on every result code,
- * every wait and the state after every step. The clock moves forwards and
+ * every wait and the state after every step. A refusal keeps the clock
+ * reading (the model: last = now, tat moved back with a clock that went
+ * back) and nothing else. The clock moves forwards and
  * backwards, in small and huge steps, and sometimes reads NaN or +-inf;
  * tolerances reach the cap (1e9 s), max_wait is 0, a whole
  * number of units or +inf, and some costs and waits are invalid.
@@ -25,7 +27,8 @@
  * doubles (NaN, +-inf, subnormals, DBL_MAX included). Checked: init
  * accepts exactly the valid parameters and saturates T and the capacity;
  * a reservation is EINVAL exactly for an invalid cost or max_wait, and
- * then, like a refusal, leaves the struct bit for bit unchanged; every
+ * then leaves the struct bit for bit unchanged; a refusal only keeps the
+ * reading (the same call again is refused alike, bit for bit); every
  * wait is finite, >= 0 (never -0), within max_wait and the cap when
  * admitted and beyond one of them when refused; the state stays finite
  * within its bounds; the debt never shrinks while the clock stands still.
@@ -87,8 +90,11 @@ static int model_reserve(model *m, int now_ok, int64_t now, int64_t halves,
   new_tat = max64(tat, now) + inc;
   w = max64(new_tat - m->tolerance - now, 0);
   *wait = w;
-  if ((max_wait != NO_LIMIT && w > max_wait) || w > m->cap)
+  if ((max_wait != NO_LIMIT && w > max_wait) || w > m->cap) {
+    m->tat = tat; /* the reading is kept, the schedule is not changed */
+    m->last = now;
     return DIKE_ELIMITED;
+  }
   m->tat = new_tat;
   m->last = now;
   m->started = 1;
@@ -191,10 +197,6 @@ static void run_exact(fuzz_input *in) {
     mrc = model_reserve(&m, now_ok, clock, halves, max_wait, &mw);
     check(rc == mrc);
     check(same(w, (double)mw * m.unit));
-    if (rc != 0) {
-      check(memcmp(&g, &before, sizeof g) == 0);
-      continue;
-    }
     check(g.started == 1);
     check(same(g.last, (double)m.last * m.unit));
     check(same(g.debt * g.interval, (double)(m.tat - m.last) * m.unit));
@@ -259,14 +261,21 @@ static void run_wild(fuzz_input *in) {
     }
     check(rc == 0 || rc == DIKE_ELIMITED);
     check(isfinite(w) && w >= 0 && !signbit(w));
+    check(g.started == 1);
+    check(same(g.last, isfinite(now) ? now : before.started ? before.last : 0));
     if (rc == DIKE_ELIMITED) {
+      dike_gcra again = g;
+      double w2 = -1;
+      check(before.started); /* an idle limiter admits any valid cost */
       check(w > 0 && (w > max_wait || w > DIKE_GCRA_MAX_SECONDS));
-      check(memcmp(&g, &before, sizeof g) == 0);
+      check(g.debt <= before.debt); /* the reading is kept, nothing added */
+      /* The schedule is unchanged: the same call again is refused alike. */
+      check(dike_gcra_reserve(&again, now, cost, max_wait, &w2) == DIKE_ELIMITED);
+      check(same(w, w2));
+      check(memcmp(&again, &g, sizeof g) == 0);
       continue;
     }
     check(w <= max_wait && w <= DIKE_GCRA_MAX_SECONDS);
-    check(g.started == 1);
-    check(same(g.last, isfinite(now) ? now : before.started ? before.last : 0));
     check(isfinite(g.debt) && g.debt >= 0);
     check(g.debt * g.interval <= 2 * DIKE_GCRA_MAX_SECONDS * (1 + 1e-12));
     if (g.interval == 0)

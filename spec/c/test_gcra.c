@@ -126,19 +126,31 @@ TEST(reservations_wait_in_call_order) {
 }
 
 TEST(refusal_changes_nothing_and_retry_after_is_exact) {
-  dike_gcra g, before;
-  double w, after;
+  dike_gcra g, twin;
+  double w, w2, after;
+  int i;
   four_per_second(&g);
   CHECK_INT(reserve(&g, 5, 4, 0, &w), 0); /* the whole burst at once */
   CHECK_SAME(w, 0.0);
-  before = g;
-  CHECK_INT(reserve(&g, 5.125, 2, 0.25, &w), DIKE_ELIMITED);
-  CHECK(memcmp(&g, &before, sizeof g) == 0);
-  CHECK_SAME(w, 0.375); /* 2 units need 0.5 s; 0.125 s have passed */
+  twin = g; /* the same limiter, which never sees the refusals */
+  for (i = 0; i < 3; i++) {
+    CHECK_INT(reserve(&g, 5.125, 2, 0.25, &w), DIKE_ELIMITED);
+    CHECK_SAME(w, 0.375); /* 2 units need 0.5 s; 0.125 s have passed */
+  }
+  /* Only the reading is kept: the debt at 5.125. */
+  CHECK_SAME(g.last, 5.125);
+  CHECK_SAME(g.debt, 3.5);
   after = w;
-  /* After waiting retry_after, the same call passes at once. */
+  /* Both agree on everything that follows; after waiting retry_after,
+   * the same call passes at once. */
+  CHECK_INT(reserve(&g, 5.25, 2, 0, &w), DIKE_ELIMITED);
+  CHECK_INT(reserve(&twin, 5.25, 2, 0, &w2), DIKE_ELIMITED);
+  CHECK_SAME(w, w2);
   CHECK_INT(reserve(&g, 5.125 + after, 2, 0, &w), 0);
+  CHECK_INT(reserve(&twin, 5.125 + after, 2, 0, &w2), 0);
   CHECK_SAME(w, 0.0);
+  CHECK_SAME(w2, 0.0);
+  CHECK(memcmp(&g, &twin, sizeof g) == 0);
 }
 
 TEST(costs) {
@@ -194,6 +206,11 @@ TEST(clock_going_backwards_keeps_the_debt) {
   CHECK_INT(reserve(&g, 10, 4, 0, &w), 0);
   CHECK_INT(reserve(&g, 9.5, 1, 0, &w), DIKE_ELIMITED);
   CHECK_SAME(w, 0.25);
+  /* A limiter that never waits sees the step through its refusals: one
+   * interval after the stepped-back reading it admits again (it does not
+   * wait for the clock to reach 10 again). */
+  CHECK_INT(reserve(&g, 9.75, 1, 0, &w), 0);
+  CHECK_SAME(w, 0.0);
 }
 
 TEST(clock_that_is_not_a_number) {
