@@ -56,6 +56,9 @@
  *   its turn is reserved), or refused (false and the seconds until a call
  *   of that cost would pass; nothing changes). A reading that is NaN or
  *   +-inf counts as the latest one; a clock that goes back keeps the debt.
+ * core.gcra_ffi() -> light userdata: { uint32 magic "gcra", uint32 version 1,
+ *   int (*reserve)(g, now, cost, max_wait, double *wait) } for LuaJIT's FFI
+ *   (returns 0 or DIKE_ELIMITED, the wait in *wait; g = the Gcra's payload)
  * g:state() -> started, last, debt (cost units);
  * g:params() -> interval, burst, capacity (burst capped: capacity * T <= 1e9)
  *

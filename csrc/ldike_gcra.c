@@ -84,6 +84,30 @@ static int l_tostring(lua_State *L) {
   return 1;
 }
 
+/* For LuaJIT's FFI: the address of the core's reserve function, so that
+ * rate_limit's hot path calls it as compiled code (a call through the Lua
+ * C API costs more than the arithmetic itself). The module exports no
+ * other symbol: this table is reached through core.gcra_ffi(), a light
+ * userdata the FFI casts to a pointer to this layout (magic and version
+ * first, so a mismatch is seen and the C API used instead). */
+#define LDIKE_GCRA_FFI_MAGIC 0x61726367u /* "gcra" in little-endian bytes */
+#define LDIKE_GCRA_FFI_VERSION 1u
+typedef struct ldike_gcra_ffi {
+  uint32_t magic;
+  uint32_t version;
+  int (*reserve)(dike_gcra *g, double now, double cost, double max_wait,
+                 double *wait);
+} ldike_gcra_ffi;
+
+static const ldike_gcra_ffi gcra_ffi = {LDIKE_GCRA_FFI_MAGIC,
+                                        LDIKE_GCRA_FFI_VERSION,
+                                        dike_gcra_reserve};
+
+static int l_ffi(lua_State *L) {
+  lua_pushlightuserdata(L, (void *)&gcra_ffi); /* read only */
+  return 1;
+}
+
 void ldike_open_gcra(lua_State *L) {
   static const luaL_Reg meta[] = {
       {"__tostring", l_tostring},
@@ -98,6 +122,7 @@ void ldike_open_gcra(lua_State *L) {
   static const luaL_Reg funcs[] = {
       {"gcra", l_gcra},
       {"gcra_reserve", l_reserve},
+      {"gcra_ffi", l_ffi},
       {NULL, NULL},
   };
   ldike_newclass(L, LDIKE_GCRA, meta, methods);

@@ -7,8 +7,12 @@
 -- small `per`: a caller never runs before its turn (a hard lower bound: the timer never fires
 -- early), and order and counts are exact; upper bounds are generous (valgrind, a loaded
 -- machine).
+--
+-- On LuaJIT the core is called through the FFI (compiled code); the whole file runs a second
+-- time with that turned off, through the Lua C API the other interpreters use.
 local dike = require("dike")
 local rt = require("dike.runtime")
+local rate_limit_module = require("dike.rate_limit")
 local support = require("spec.support")
 
 local clock -- the fake clock, while installed
@@ -35,8 +39,32 @@ local function is_rate_limited(e)
     return getmetatable(e) == dike.RateLimited
 end
 
-describe("dike.rate_limit", function()
-    after_each(restore_clock)
+local modes = { { name = "C API", ffi = false } }
+if rate_limit_module.ffi then table.insert(modes, 1, { name = "FFI", ffi = true }) end
+
+for _, mode in ipairs(modes) do
+describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
+    local saved_ffi
+    before_each(function()
+        saved_ffi = rate_limit_module.ffi
+        rate_limit_module.ffi = mode.ffi
+    end)
+    after_each(function()
+        restore_clock()
+        rate_limit_module.ffi = saved_ffi
+    end)
+
+    it("uses the core the way this run says", function()
+        local R = dike.rate_limit{ rate = 1 }._state
+        assert.equal(mode.ffi, type(R.G) == "table")
+        -- a cost the Lua side would never pass: the binding's own argument error, either way
+        local ok, err = pcall(R.reserve, R.G, 0, 2, 0)
+        assert.is_false(ok)
+        assert.matches("cost must be a number in [0, burst = 1], got 2", err, 1, true)
+        assert.same({ 0 }, { R.reserve(R.G, 0, 1, 0) })
+        assert.same({ false, 1 }, { R.reserve(R.G, 0, 1, 0) })
+        assert.same({ 1 }, { R.reserve(R.G, 0, 1, 1) })
+    end)
 
     describe("decisions (fake clock)", function()
         it("admits burst calls at once after an idle period, then refuses with the exact retry_after", function()
@@ -505,3 +533,4 @@ describe("dike.rate_limit", function()
         end)
     end)
 end)
+end

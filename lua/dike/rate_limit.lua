@@ -27,19 +27,63 @@ local stats = require("dike.stats")
 local type, error, format, setmetatable, getmetatable, rawget, max, floor, huge =
     type, error, string.format, setmetatable, getmetatable, rawget, math.max, math.floor, math.huge
 local debug_getinfo = debug.getinfo
-local gcra, reserve = core.gcra, core.gcra_reserve
+local gcra, c_reserve = core.gcra, core.gcra_reserve
 local RateLimited = errors.RateLimited
 local outside_task = errors.outside_task
 local show = options.show
 
 local M = {}
 
+---------------------------------------------------------------- the core, from Lua
+
+-- reserve(G, now, cost, max_wait) -> wait | false, retry_after: the core's dike_gcra_reserve
+-- for the limiter's core object G. Through the Lua C API that call costs more than all the
+-- rest of an admitted call (clock reading aside); on LuaJIT the FFI calls the same C
+-- function as compiled code. The binding hands out its address (core.gcra_ffi: the module
+-- exports no other symbol); G is then a table holding the Gcra userdata (kept alive there),
+-- a pointer to it and an out-parameter (read before anything can yield, so one per limiter
+-- is enough). Elsewhere G is the userdata itself and reserve the binding's function.
+local ffi_api
+do
+    local ok, ffi = pcall(require, "ffi")
+    if ok and type(ffi) == "table" and core.gcra_ffi then
+        local api = ffi.cast(ffi.typeof([[const struct {
+            uint32_t magic, version;
+            int (*reserve)(void *g, double now, double cost, double max_wait, double *wait);
+        } *]]), core.gcra_ffi())
+        if api.magic == 0x61726367 and api.version == 1 then
+            local api_reserve, ELIMITED = api.reserve, core.ELIMITED
+            local void_ptr, out_type = ffi.typeof("void *"), ffi.typeof("double[1]")
+            ffi_api = {
+                new = function(ud) return { ud = ud, ptr = ffi.cast(void_ptr, ud), out = out_type() } end,
+                reserve = function(G, t, c, max_wait)
+                    local out = G.out
+                    local rc = api_reserve(G.ptr, t, c, max_wait, out)
+                    if rc == 0 then return out[0] end
+                    if rc == ELIMITED then return false, out[0] end
+                    return c_reserve(G.ud, t, c, max_wait) -- raises the binding's argument error
+                end,
+            }
+        end
+    end
+end
+
+-- Whether new limiters use the FFI (LuaJIT): true where it is available. The specs turn it
+-- off to run the same checks through the Lua C API.
+M.ffi = ffi_api ~= nil
+
+local function core_of(ud)
+    if M.ffi and ffi_api then return ffi_api.new(ud), ffi_api.reserve end
+    return ud, c_reserve
+end
+
 local FNAME = "dike.rate_limit"
 local OPTIONS = { rate = true, per = true, burst = true, max_wait = true, cost = true, name = true }
 
 ---------------------------------------------------------------- the waiting queue
 
--- The state R of one limiter: its counters, its core object `g`, and the queue: q[i] the
+-- The state R of one limiter: its counters, its core object G (with its reserve function),
+-- and the queue: q[i] the
 -- waiting caller and due[i] its turn (the runtime's clock), for i in head..tail; holes are
 -- callers that left. One timer, armed for the head's turn.
 local State = {}
@@ -113,7 +157,7 @@ local function wait_turn(R, message, fname, t, c, retry_after)
         if retry_after <= max_wait then error(outside_task(fname), 0) end
         return reject(R, message, retry_after)
     end
-    local wait, again = reserve(R.g, t, c, max_wait)
+    local wait, again = R.reserve(R.G, t, c, max_wait)
     if not wait then return reject(R, message, again) end
     local i = R.tail + 1
     local at = t + wait
@@ -167,7 +211,7 @@ function Limiter:acquire(cost)
     cost = checked_cost(R, "limiter:acquire", "cost", cost == nil and 1 or cost)
     R.calls = R.calls + 1
     local t = rt.now()
-    local wait, retry_after = reserve(R.g, t, cost, 0)
+    local wait, retry_after = R.reserve(R.G, t, cost, 0)
     if wait == 0 then
         R.admitted = R.admitted + 1
         return
@@ -182,7 +226,7 @@ function Limiter:try(cost)
     local R = state_of(self, "limiter:try")
     cost = checked_cost(R, "limiter:try", "cost", cost == nil and 1 or cost)
     R.calls = R.calls + 1
-    local wait, retry_after = reserve(R.g, rt.now(), cost, 0)
+    local wait, retry_after = R.reserve(R.G, rt.now(), cost, 0)
     if wait == 0 then
         R.admitted = R.admitted + 1
         return true, 0
@@ -196,14 +240,14 @@ function Limiter.__call(self, fn)
     local R = state_of(self, FNAME)
     options.callable(FNAME, fn)
     local message = "Rate limit exceeded for function " .. (R.name or options.name_of(fn)) .. R.suffix
-    local g, cost, cost_fn = R.g, R.cost, R.cost_fn
+    local G, reserve, cost, cost_fn = R.G, R.reserve, R.cost, R.cost_fn
 
     local function wrapped(...)
         R.calls = R.calls + 1
         local c = cost
         if cost_fn then c = checked_cost(R, FNAME, "the cost function's result", (cost_fn(...))) end
         local t = rt.now()
-        local wait, retry_after = reserve(g, t, c, 0)
+        local wait, retry_after = reserve(G, t, c, 0)
         if wait == 0 then
             R.admitted = R.admitted + 1
             return fn(...)
@@ -263,10 +307,11 @@ function M.rate_limit(opts)
     local R = setmetatable({
         rate = rate, per = per, burst = burst, max_wait = max_wait, cost = cost, cost_fn = cost_fn,
         name = name, suffix = format("! rate=%g/%gs", rate, per),
-        g = gcra(rate, per, burst),
+        G = false, reserve = false,
         calls = 0, admitted = 0, delayed = 0, rejected = 0, waiting = 0,
         q = {}, due = {}, head = 1, tail = 0, timer = nil, armed_at = 0,
     }, State)
+    R.G, R.reserve = core_of(gcra(rate, per, burst))
     R.message = "Rate limit exceeded for function " .. site .. R.suffix
     local limiter = setmetatable({ _state = R }, Limiter)
     stats.register(limiter, R)
