@@ -726,10 +726,6 @@ describe("bad input", function()
                 if state.n == 1 then error("first", 0) end
                 return state.n
             end)
-            -- one turn per 100 s, already taken: every further call must wait
-            local rl = dike.rate_limit{ rate = 1, per = 100, burst = 1, max_wait = 1000 }
-            local paced = rl(function() return "ran" end)
-            assert.equal("ran", paced())
             local wrapped = dike.wrap(function(x, cb) cb(x) end)
             local task = dike.spawn(function() dike.sleep(0) end) -- waits: not done yet
             local cases = { -- { fn, arguments (made afresh for each call), message }
@@ -737,8 +733,6 @@ describe("bad input", function()
                 { dike.gather, function() return {} end, outside("dike.gather") },
                 { batched, function() return { 1 } end, outside("dike.batch") },
                 { limited, function() end, outside("dike.limit_jobs") },
-                { paced, function() end, outside("dike.rate_limit") },
-                { rl.acquire, function() return rl end, outside("limiter:acquire") },
                 { retried, function() return { n = 0 } end, outside("dike.retry") },
                 { wrapped, function() return 3 end, outside("dike.wrap") },
                 { task.join, function() return task end, outside("task:join") },
@@ -757,11 +751,6 @@ describe("bad input", function()
             local s = dike.stats(batched)
             assert.same({ 0, 0, 0, 0 }, { s.queued_calls, s.queued_rows, s.running_batches, s.waiting })
             assert.same({ 0, 0 }, { dike.stats(limited).running, dike.stats(limited).queued })
-            -- no turn was reserved: the next one is still within the first 100 s
-            local free, retry_after = rl:try()
-            assert.is_false(free)
-            assert.is_true(retry_after <= 100 and retry_after > 90, tostring(retry_after))
-            assert.equal(0, dike.stats(rl).waiting)
             dike.run(function()
                 assert.same({ 2 }, batched({ 1 }))
                 assert.equal(dike.TooManyCalls, getmetatable(raised(limited)))
@@ -787,6 +776,37 @@ describe("bad input", function()
             assert.same({ true, 2 }, got[5])
             assert.same({ true, 3 }, got[6])
             assert.same({ true }, got[7])
+        end)
+
+        it("a rate-limited call or acquire that would wait: the contract's message, no turn taken", function()
+            local outside = ": must be called inside a coroutine (start one with dike.run or dike.spawn)"
+            -- one turn per 0.05 s, the first taken at once (which works anywhere)
+            local rl = dike.rate_limit{ rate = 1, per = 0.05, burst = 1, max_wait = 1 }
+            local paced = rl(function() return "ran" end)
+            assert.equal("ran", paced())
+            for _ = 1, 3 do
+                local ok, err = pcall(paced)
+                tried = tried + 1
+                assert.same({ false, "dike.rate_limit" .. outside }, { ok, err })
+                ok, err = pcall(rl.acquire, rl)
+                tried = tried + 1
+                assert.same({ false, "limiter:acquire" .. outside }, { ok, err })
+            end
+            -- none of them reserved a turn: the next is still at most 0.05 s away
+            local free, retry_after = rl:try()
+            assert.is_false(free)
+            assert.is_true(retry_after <= 0.05, tostring(retry_after))
+            assert.same({ calls = 8, admitted = 1, delayed = 0, rejected = 1, waiting = 0 }, dike.stats(rl))
+            -- inside a coroutine dike did not start, both wait for their turn
+            local got
+            coroutine.wrap(function()
+                local r = paced()
+                rl:acquire()
+                got = r
+            end)()
+            dike.run(function() while not got do dike.sleep(0.001) end end)
+            assert.equal("ran", got)
+            assert.same({ calls = 10, admitted = 3, delayed = 2, rejected = 1, waiting = 0 }, dike.stats(rl))
         end)
     end)
 

@@ -447,20 +447,28 @@ describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
         end)
 
         it("a waiter cancelled after its turn came but before it resumed does not run", function()
-            local rl = dike.rate_limit{ rate = 1, per = 0.01, burst = 1, max_wait = 1 }
+            -- Callers 2 and 3 wait for turns 1 ms and 2 ms away; the test task then keeps the loop
+            -- from running for 30 ms, so one firing of the timer wakes both, in order. Caller 2
+            -- runs first and cancels caller 3, woken but not yet resumed: it must not run.
+            local rl = dike.rate_limit{ rate = 1, per = 0.001, burst = 1, max_wait = 1 }
             local ran = {}
-            local f = rl(function(i) ran[#ran + 1] = i end)
+            local victim
+            local f = rl(function(i)
+                ran[#ran + 1] = i
+                if i == 2 then victim:cancel() end
+            end)
             dike.run(function()
                 f(1)
                 local t2 = dike.spawn(f, 2)
-                -- sleep past the turn without yielding to the loop in between is impossible; instead
-                -- wait until the limiter has woken t2 (waiting drops to 0), then cancel it at once
-                while counters(rl).waiting > 0 do dike.sleep(0) end
-                t2:cancel()
-                assert.equal(dike.CancelledError, getmetatable(support.error_of(t2.join, t2)))
+                victim = dike.spawn(f, 3)
+                assert.equal(2, counters(rl).waiting)
+                local t0 = support.clock()
+                while support.clock() - t0 < 0.03 do end -- both turns pass while nothing runs
+                t2:join()
+                assert.equal(dike.CancelledError, getmetatable(support.error_of(victim.join, victim)))
             end)
-            assert.same({ 1 }, ran)
-            assert.same({ calls = 2, admitted = 1, delayed = 0, rejected = 0, waiting = 0 }, counters(rl))
+            assert.same({ 1, 2 }, ran)
+            assert.same({ calls = 3, admitted = 2, delayed = 1, rejected = 0, waiting = 0 }, counters(rl))
         end)
     end)
 

@@ -29,7 +29,6 @@ local type, error, format, setmetatable, getmetatable, rawget, max, floor, huge 
 local debug_getinfo = debug.getinfo
 local gcra, c_reserve = core.gcra, core.gcra_reserve
 local RateLimited = errors.RateLimited
-local outside_task = errors.outside_task
 local show = options.show
 
 local M = {}
@@ -151,10 +150,11 @@ end
 -- it when max_wait allows (returning once the turn has come), else raise RateLimited.
 local function wait_turn(R, message, fname, t, c, retry_after)
     local max_wait = R.max_wait
-    local w = rt.current_waiter()
+    local w = rt.current_waiter(fname)
     if w == nil then
-        -- Outside a coroutine nothing can wait: a call that would is the caller's mistake.
-        if retry_after <= max_wait then error(outside_task(fname), 0) end
+        -- Nothing can wait here (outside a coroutine, or an nginx phase that cannot yield): a
+        -- call that would wait is the caller's mistake, and rt.waiter raises it as such.
+        if retry_after <= max_wait then rt.waiter(fname) end
         return reject(R, message, retry_after)
     end
     local wait, again = R.reserve(R.G, t, c, max_wait)
