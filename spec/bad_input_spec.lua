@@ -103,6 +103,11 @@ local TOOLS = {
             log_exception_info = RULES.type("boolean", "a boolean"),
             logger = RULES.type("function", "a function"),
             seed = RULES.count(0, false),
+            retry_if_result = RULES.type("function", "a function"),
+            delay_from = RULES.type("function", "a function"),
+            budget = function(v) -- no probe is a budget
+                return "must be a dike.retry_budget, got " .. show(v)
+            end,
         },
         use = function(opts)
             local g = dike.retry(opts)(function(x) return x + 1 end)
@@ -126,6 +131,22 @@ local TOOLS = {
                 assert.is_nil(err)
                 assert.equal(42, dike.run(g, 41))
             end
+        end,
+    },
+    {
+        name = "dike.retry_budget", make = dike.retry_budget, base = {}, optional = true, not_a_decorator = true,
+        options = {
+            max_tokens = RULES.number(true, false),
+            token_ratio = RULES.number(true, false),
+        },
+        use = function(opts)
+            local b = dike.retry_budget(opts)
+            assert.same({ tokens = opts.max_tokens or 10, refused = 0 }, dike.stats(b))
+            local n = 0
+            local g = dike.retry{ budget = b }(function() n = n + 1 if n == 1 then error("once", 0) end return n end)
+            local max = opts.max_tokens or 10
+            local retried = max - 1 > max / 2 -- the one failure leaves enough tokens for a retry
+            assert.same({ retried, retried and 2 or "once" }, { pcall(dike.run, g) })
         end,
     },
     {
@@ -265,6 +286,7 @@ describe("bad input", function()
                     assert.equal(at .. tool.name .. ": " .. case[2], err)
                     tool.use(tool.base)
                 end
+                if tool.not_a_decorator then return end
                 local decorate = tool.make(tool.base)
                 for _, v in ipairs({ 5, "f", {}, true, NAN }) do
                     local err, at = raised(decorate, v)

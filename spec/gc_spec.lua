@@ -95,6 +95,24 @@ describe("garbage collection", function()
         assert.same({}, survivors(weak))
     end)
 
+    it("retry budgets, and wrappers with retry_if_result and delay_from, are collected", function()
+        local weak = new_weak()
+        local function use()
+            local budget = dike.retry_budget{ max_tokens = 10 }
+            local n = 0
+            local fn = function() n = n + 1 if n < 3 then return { "busy" } end return { "ok" } end
+            local again = function(r) return r[1] == "busy" end
+            local later = function() return 0.001 end
+            local g = dike.retry{ budget = budget, retry_if_result = again, delay_from = later }(fn)
+            weak.budget, weak.g, weak.fn, weak.again, weak.later = budget, g, fn, again, later
+            weak.result = dike.run(g)
+            assert.equal("ok", weak.result[1])
+            assert.equal(0, dike.stats(budget).refused)
+        end
+        use()
+        assert.same({}, survivors(weak))
+    end)
+
     it("rate limiters and their functions are collected after admitting, waiting, rejecting and"
        .. " cancelled waiters", function()
         local weak = new_weak()

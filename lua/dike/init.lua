@@ -13,6 +13,7 @@ local circuit_breaker = require("dike.circuit_breaker")
 local events = require("dike.events")
 local timeout = require("dike.timeout")
 local rate_limit = require("dike.rate_limit")
+local retry_budget = require("dike.retry_budget")
 
 local dike = {
     _VERSION = "dike scm",
@@ -34,6 +35,7 @@ local dike = {
     timeout = timeout.timeout,
     rate_limit = rate_limit.rate_limit,
     RateLimited = errors.RateLimited,
+    retry_budget = retry_budget.retry_budget,
 }
 
 -- spawn, run, sleep and now are the runtime's own functions, bound again by every
