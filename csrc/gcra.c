@@ -1,5 +1,6 @@
 /* gcra.c - rate-limit timing: the generic cell rate algorithm (dike.h). */
 #include <math.h>
+#include <string.h>
 
 #include "dike.h"
 
@@ -20,12 +21,12 @@ int dike_gcra_init(dike_gcra *g, double rate, double per, double burst) {
   /* MAX / T >= 1 (T <= MAX), +inf for a tiny T: then burst stays. */
   if (interval > 0 && capacity > DIKE_GCRA_MAX_SECONDS / interval)
     capacity = DIKE_GCRA_MAX_SECONDS / interval;
+  /* The whole struct, padding included: callers may copy and compare it
+   * byte for byte. */
+  memset(g, 0, sizeof *g);
   g->interval = interval;
   g->burst = burst;
   g->capacity = capacity;
-  g->last = 0;
-  g->debt = 0;
-  g->started = 0;
   return 0;
 }
 

@@ -802,8 +802,8 @@ describe("bad input", function()
 
         it("a rate-limited call or acquire that would wait: the contract's message, no turn taken", function()
             local outside = ": must be called inside a coroutine (start one with dike.run or dike.spawn)"
-            -- one turn per 0.05 s, the first taken at once (which works anywhere)
-            local rl = dike.rate_limit{ rate = 1, per = 0.05, burst = 1, max_wait = 1 }
+            -- one turn per 0.5 s, the first taken at once (which works anywhere)
+            local rl = dike.rate_limit{ rate = 1, per = 0.5, burst = 1, max_wait = 1 }
             local paced = rl(function() return "ran" end)
             assert.equal("ran", paced())
             for _ = 1, 3 do
@@ -814,10 +814,10 @@ describe("bad input", function()
                 tried = tried + 1
                 assert.same({ false, "limiter:acquire" .. outside }, { ok, err })
             end
-            -- none of them reserved a turn: the next is still at most 0.05 s away
+            -- none of them reserved a turn: the next is still at most 0.5 s away
             local free, retry_after = rl:try()
             assert.is_false(free)
-            assert.is_true(retry_after <= 0.05, tostring(retry_after))
+            assert.is_true(retry_after <= 0.5, tostring(retry_after))
             assert.same({ calls = 8, admitted = 1, delayed = 0, rejected = 1, waiting = 0 }, dike.stats(rl))
             -- inside a coroutine dike did not start, both wait for their turn
             local got
@@ -828,7 +828,11 @@ describe("bad input", function()
             end)()
             dike.run(function() while not got do dike.sleep(0.001) end end)
             assert.equal("ran", got)
-            assert.same({ calls = 10, admitted = 3, delayed = 2, rejected = 1, waiting = 0 }, dike.stats(rl))
+            local s = dike.stats(rl)
+            assert.same({ calls = 10, admitted = 3, rejected = 1, waiting = 0 },
+                        { calls = s.calls, admitted = s.admitted, rejected = s.rejected, waiting = s.waiting })
+            -- acquire waited after paced (paced itself waited unless 0.5 s had passed: valgrind)
+            assert.is_true(s.delayed >= 1, tostring(s.delayed))
         end)
     end)
 

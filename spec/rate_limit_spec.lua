@@ -24,6 +24,20 @@ local function fake_clock(start)
     rt.now = function() return clock.t end
 end
 
+-- A clock that stands still until resume(), then goes on with real time from where it stood:
+-- calls made while it stands all see the same instant (however slowly they are made, under
+-- valgrind too), and their waits then run in real time.
+local function paused_clock()
+    real_now = rt.now
+    local real = real_now
+    local stood, since = real(), nil
+    rt.now = function()
+        if since == nil then return stood end
+        return stood + (real() - since)
+    end
+    return { resume = function() since = real() end }
+end
+
 local function restore_clock()
     if real_now then
         rt.now = real_now
@@ -293,19 +307,21 @@ describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
         end)
 
         it("max_wait: a turn within it waits, one beyond is refused at once with its retry_after", function()
-            local rl = dike.rate_limit{ rate = 1, per = 0.1, burst = 1, max_wait = 0.25 }
+            local rl = dike.rate_limit{ rate = 1, per = 0.05, burst = 1, max_wait = 0.125 }
             local f = rl(function(i) return i end)
+            local clock_control = paused_clock() -- the five calls are made at one instant
             local r = dike.run(function()
                 local items = {}
-                for i = 1, 5 do items[i] = function() return f(i) end end
+                for i = 1, 5 do items[i] = dike.spawn(f, i) end
+                clock_control.resume()
                 return dike.gather(items, { return_errors = true })
             end)
-            -- turns 0, 0.1, 0.2: within 0.25; the next two would be 0.3 and (refusals reserve
-            -- nothing) 0.3 again, less the time the calls took
+            -- turns 0, 0.05, 0.1: within 0.125; the next two would be 0.15 and (refusals reserve
+            -- nothing) 0.15 again
             assert.same({ 1, 2, 3 }, { r[1], r[2], r[3] })
             for i = 4, 5 do
                 assert.is_true(is_rate_limited(r[i]))
-                assert.is_true(r[i].retry_after > 0.25 and r[i].retry_after <= 0.3 + 1e-9, tostring(r[i].retry_after))
+                assert.near(0.15, r[i].retry_after, 1e-9)
             end
             assert.same({ calls = 5, admitted = 3, delayed = 2, rejected = 2, waiting = 0 }, counters(rl))
         end)
@@ -335,13 +351,15 @@ describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
         end)
 
         it("the waiting gauge counts queued callers; one timer serves them all", function()
-            local rl = dike.rate_limit{ rate = 1, per = 0.002, burst = 1, max_wait = 10 }
+            local rl = dike.rate_limit{ rate = 1, per = 0.005, burst = 1, max_wait = 10 }
             local f = rl(function(i) return i end)
+            local clock_control = paused_clock() -- the calls are made at one instant
             dike.run(function()
                 local tasks = {}
                 for i = 1, 100 do tasks[i] = dike.spawn(f, i) end
                 assert.equal(99, counters(rl).waiting)
                 assert.equal(1, rt.pending().timers)
+                clock_control.resume()
                 for i = 1, 100 do assert.equal(i, tasks[i]:join()) end
                 assert.equal(0, counters(rl).waiting)
             end)
@@ -381,6 +399,56 @@ describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
         end)
     end)
 
+    describe("order", function()
+        it("a newcomer whose turn is free queues behind callers whose turns came but who have not run", function()
+            -- Caller 2 waits for its turn 50 ms away; the test task keeps the loop from running
+            -- for 200 ms, then calls: by GCRA alone it could run at once, but caller 2, whose
+            -- turn came first, has not run yet. It goes after caller 2.
+            local rl = dike.rate_limit{ rate = 1, per = 0.05, burst = 1, max_wait = 1 }
+            local ran = {}
+            local f = rl(function(i) ran[#ran + 1] = i end)
+            local clock_control = paused_clock()
+            dike.run(function()
+                f(1)
+                local t2 = dike.spawn(f, 2)
+                clock_control.resume()
+                local t0 = support.clock()
+                while support.clock() - t0 < 0.2 do end
+                f(3)
+                t2:join()
+            end)
+            assert.same({ 1, 2, 3 }, ran)
+            assert.same({ calls = 3, admitted = 3, delayed = 2, rejected = 0, waiting = 0 }, counters(rl))
+        end)
+
+        it("a caller woken but not yet resumed still counts as waiting: a newcomer goes after it", function()
+            -- Callers 2 and 3 wait for turns 50 and 100 ms away; the loop is kept from running
+            -- for 200 ms, so one firing of the timer wakes both. Caller 2 runs first and calls
+            -- again (caller 4): its turn is free by GCRA alone, but caller 3, woken a moment
+            -- ago, has not run yet. Caller 4 goes after it.
+            local rl = dike.rate_limit{ rate = 1, per = 0.05, burst = 1, max_wait = 1 }
+            local ran = {}
+            local f
+            f = rl(function(i)
+                ran[#ran + 1] = i
+                if i == 2 then f(4) end
+            end)
+            local clock_control = paused_clock()
+            dike.run(function()
+                f(1)
+                local t2 = dike.spawn(f, 2)
+                local t3 = dike.spawn(f, 3)
+                clock_control.resume()
+                local t0 = support.clock()
+                while support.clock() - t0 < 0.2 do end
+                t2:join()
+                t3:join()
+            end)
+            assert.same({ 1, 2, 3, 4 }, ran)
+            assert.same({ calls = 4, admitted = 4, delayed = 3, rejected = 0, waiting = 0 }, counters(rl))
+        end)
+    end)
+
     describe("cancellation", function()
         it("a cancelled waiter does not run, its turn is not given back, and nothing is left behind", function()
             local T = 0.02
@@ -389,6 +457,7 @@ describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
             local f = rl(function(i) ran[#ran + 1] = i end)
             local t0
             local at3
+            local clock_control = paused_clock()
             dike.run(function()
                 t0 = support.clock()
                 f(1)
@@ -397,6 +466,7 @@ describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
                 assert.equal(2, counters(rl).waiting)
                 t2:cancel()
                 assert.equal(1, counters(rl).waiting) -- at once, before cancel() returned
+                clock_control.resume()
                 assert.equal(dike.CancelledError, getmetatable(support.error_of(t2.join, t2)))
                 t3:join()
             end)
@@ -433,12 +503,14 @@ describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
             local rl = dike.rate_limit{ rate = 1, per = T, burst = 1, max_wait = 1 }
             local ran = {}
             local f = rl(function(i) ran[#ran + 1] = i end)
+            local clock_control = paused_clock()
             dike.run(function()
                 f(0)
                 local tasks = {}
                 for i = 1, 4 do tasks[i] = dike.spawn(f, i) end
                 tasks[1]:cancel()
                 tasks[3]:cancel()
+                clock_control.resume()
                 tasks[2]:join()
                 tasks[4]:join()
             end)
@@ -447,23 +519,25 @@ describe("dike.rate_limit (core through the " .. mode.name .. ")", function()
         end)
 
         it("a waiter cancelled after its turn came but before it resumed does not run", function()
-            -- Callers 2 and 3 wait for turns 1 ms and 2 ms away; the test task then keeps the loop
-            -- from running for 30 ms, so one firing of the timer wakes both, in order. Caller 2
-            -- runs first and cancels caller 3, woken but not yet resumed: it must not run.
-            local rl = dike.rate_limit{ rate = 1, per = 0.001, burst = 1, max_wait = 1 }
+            -- Callers 2 and 3 wait for turns 50 ms and 100 ms away; the test task then keeps the
+            -- loop from running for 200 ms, so one firing of the timer wakes both, in order.
+            -- Caller 2 runs first and cancels caller 3, woken but not yet resumed: it must not run.
+            local rl = dike.rate_limit{ rate = 1, per = 0.05, burst = 1, max_wait = 1 }
             local ran = {}
             local victim
             local f = rl(function(i)
                 ran[#ran + 1] = i
                 if i == 2 then victim:cancel() end
             end)
+            local clock_control = paused_clock()
             dike.run(function()
                 f(1)
                 local t2 = dike.spawn(f, 2)
                 victim = dike.spawn(f, 3)
                 assert.equal(2, counters(rl).waiting)
+                clock_control.resume()
                 local t0 = support.clock()
-                while support.clock() - t0 < 0.03 do end -- both turns pass while nothing runs
+                while support.clock() - t0 < 0.2 do end -- both turns pass while nothing runs
                 t2:join()
                 assert.equal(dike.CancelledError, getmetatable(support.error_of(victim.join, victim)))
             end)

@@ -1,10 +1,10 @@
 -- The load script (`make demo-service`): start the demo service with batching on, then off,
--- then on with a per-client rate limit (mode "rate": --client-rate 200, so the 16 clients wrk
--- plays get 429s with Retry-After beyond 200 requests a second each), drive each with wrk,
+-- then on with a per-client rate limit (mode "rate": --client-rate R, 200 by default, so the 16
+-- clients wrk plays get 429s with Retry-After beyond R requests a second each), drive each with wrk,
 -- and report req/s, latency percentiles, status counts (429s included), the rate limit's
 -- figures and the batch-size histogram (from the service's GET /stats).
 --   luajit examples/service/load.lua [--duration S] [--connections N] [--threads N]
---                                    [--modes on,off,rate] [-- SERVICE OPTIONS...]
+--                                    [--modes on,off,rate] [--client-rate R] [-- SERVICE OPTIONS...]
 -- Defaults: 5 s per mode, 64 connections, 2 threads; service options go to main.lua (e.g.
 -- -- --fail-rate 0.05 --limit 32). Every process it starts is ended by its pid.
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -16,18 +16,19 @@ local client = require("service.client")
 local json = require("service.json")
 
 local interp = arg[-1] or "luajit"
-local o = { duration = 5, connections = 64, threads = 2, modes = { "on", "off", "rate" } }
-local RATE_ARGS = { "--client-rate", "200" }
+local o = { duration = 5, connections = 64, threads = 2, modes = { "on", "off", "rate" }, client_rate = 200 }
 local service_args = harness.parse_args("load.lua", {
     ["--duration"] = { "duration", "number" }, ["--connections"] = { "connections", "number" },
     ["--threads"] = { "threads", "number" }, ["--modes"] = { "modes", "list" },
+    ["--client-rate"] = { "client_rate", "number" },
 }, o) or { "--fail-rate", "0.01" }
 
 local function run_mode(mode)
     local args = {}
     if mode == "off" then args[1] = "--no-batch" end
     if mode == "rate" then
-        for _, a in ipairs(RATE_ARGS) do args[#args + 1] = a end
+        args[#args + 1] = "--client-rate"
+        args[#args + 1] = tostring(o.client_rate)
     end
     for _, a in ipairs(service_args) do args[#args + 1] = a end
     local service = harness.start_service(interp, args, o.duration + 60)
@@ -41,7 +42,7 @@ local function run_mode(mode)
 end
 
 local function report(r)
-    print(r.mode == "rate" and "== batching on, rate limit 200 requests/s per client"
+    print(r.mode == "rate" and ("== batching on, rate limit %s requests/s per client"):format(o.client_rate)
           or ("== batching %s"):format(r.mode))
     print("   service: " .. r.command)
     print("   load:    " .. r.wrk)

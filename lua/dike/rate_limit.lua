@@ -3,14 +3,16 @@
 -- token bucket kept as one theoretical arrival time). The timing arithmetic is the C core's
 -- (dike.core.gcra); this file keeps the callers.
 --
--- A call asks the core for its turn at the runtime's clock. Admitted at once, it runs
--- straight away: nothing is held while fn runs (a rate limit spends its budget on entry),
--- so fn is tail-called, with no pcall and no closure or table per call. Otherwise, when
--- its turn is at most max_wait away, it reserves that turn and waits; turns are handed out
--- in call order and never move earlier from one caller to the next, so the waiters form a
--- FIFO queue whose head is always due first, served by one timer per limiter (armed for
--- the head) that wakes every waiter whose turn has come. Else it raises dike.RateLimited
--- and changes nothing.
+-- A call asks the core for its turn at the runtime's clock. Admitted at once (and nobody
+-- waiting), it runs straight away: nothing is held while fn runs (a rate limit spends its
+-- budget on entry), so fn is tail-called, with no pcall and no closure or table per call.
+-- Otherwise, when its turn is at most max_wait away, it reserves that turn and waits; turns
+-- are handed out in call order and never move earlier from one caller to the next, so the
+-- waiters form a FIFO queue whose head is always due first, served by one timer per limiter
+-- (armed for the head) that wakes every waiter whose turn has come. Else it raises
+-- dike.RateLimited and changes nothing. A newcomer whose turn is free while others still
+-- wait (their turns came a moment ago; the timer or the scheduler has not run them yet)
+-- queues behind them, so callers run in the order they called.
 --
 -- A waiter that is cancelled leaves the queue (a hole that the timer skips; the timer is
 -- stopped when nobody is left) and does not run; its reservation is not given back, as in
@@ -102,7 +104,9 @@ local function arm(R, at)
 end
 
 -- The timer: wake, in queue order, every waiter whose turn has come. The one it was armed
--- for counts as due even if the clock reads a hair earlier (the timer's own rounding).
+-- for counts as due even if the clock reads a hair earlier (the timer's own rounding). A
+-- woken waiter still counts as waiting until it resumes (the wake holds its hook): until
+-- then a newcomer must not overtake it.
 function fire(R)
     R.timer = nil
     local t = rt.now()
@@ -114,8 +118,7 @@ function fire(R)
         if w then
             if due[h] > t then break end
             q[h], due[h] = nil, nil
-            R.waiting = R.waiting - 1
-            rt.wake(w, true, nil)
+            rt.wake(w, true, nil, true)
         end
         h = h + 1
     end
@@ -127,10 +130,11 @@ function fire(R)
     end
 end
 
--- A waiting caller is cancelled (or its wait otherwise ended by the runtime): it leaves the
--- queue. The timer stays armed while anyone waits (it skips the hole); it stops with the last.
-local function leave(_, R, i)
-    R.q[i], R.due[i] = nil, nil
+-- A waiting caller is cancelled (or its wait otherwise ended by the runtime), in the queue or
+-- woken but not yet resumed: it leaves. The timer stays armed while anyone is queued (it
+-- skips the hole); it stops with the last waiter.
+local function leave(w, R, i)
+    if R.q[i] == w then R.q[i], R.due[i] = nil, nil end
     R.waiting = R.waiting - 1
     if R.waiting == 0 then
         if R.timer then
@@ -141,14 +145,40 @@ local function leave(_, R, i)
     end
 end
 
+-- Wait in the queue for turn `at` (the runtime's clock); returns once woken and resumed.
+local function enqueue(R, w, at)
+    local i = R.tail + 1
+    R.tail = i
+    R.q[i], R.due[i] = w, at
+    R.waiting = R.waiting + 1
+    if not R.timer then arm(R, at) end
+    rt.suspend(w, leave, R, i)
+    R.waiting = R.waiting - 1
+    R.admitted = R.admitted + 1
+    R.delayed = R.delayed + 1
+end
+
 local function reject(R, message, retry_after)
     R.rejected = R.rejected + 1
     error(RateLimited.new(message, retry_after), 0)
 end
 
--- The call was not admitted at once: its turn is `retry_after` seconds after `t`. Wait for
--- it when max_wait allows (returning once the turn has come), else raise RateLimited.
-local function wait_turn(R, message, fname, t, c, retry_after)
+-- The call (its clock reading t, cost c) was not simply admitted: reserve(G, t, c, 0) gave
+-- `wait`, `retry_after`. Return once it may run, or raise RateLimited.
+--  - wait == 0: its turn is free, but earlier callers still wait (their turns have come and
+--    the timer has not woken them, or they have not resumed yet): it goes after them, so
+--    that callers run in the order they called. (Where nothing can wait it runs at once.)
+--  - else its turn is `retry_after` seconds away: it reserves it and waits when max_wait
+--    allows, else it is refused.
+local function admit_slow(R, message, fname, t, c, wait, retry_after)
+    if wait == 0 then
+        local w = rt.current_waiter(fname)
+        if w == nil then
+            R.admitted = R.admitted + 1
+            return
+        end
+        return enqueue(R, w, t)
+    end
     local max_wait = R.max_wait
     local w = rt.current_waiter(fname)
     if w == nil then
@@ -157,17 +187,9 @@ local function wait_turn(R, message, fname, t, c, retry_after)
         if retry_after <= max_wait then rt.waiter(fname) end
         return reject(R, message, retry_after)
     end
-    local wait, again = R.reserve(R.G, t, c, max_wait)
-    if not wait then return reject(R, message, again) end
-    local i = R.tail + 1
-    local at = t + wait
-    R.tail = i
-    R.q[i], R.due[i] = w, at
-    R.waiting = R.waiting + 1
-    if not R.timer then arm(R, at) end
-    rt.suspend(w, leave, R, i)
-    R.admitted = R.admitted + 1
-    R.delayed = R.delayed + 1
+    local turn, again = R.reserve(R.G, t, c, max_wait)
+    if not turn then return reject(R, message, again) end
+    return enqueue(R, w, t + turn)
 end
 
 ---------------------------------------------------------------- costs
@@ -212,11 +234,11 @@ function Limiter:acquire(cost)
     R.calls = R.calls + 1
     local t = rt.now()
     local wait, retry_after = R.reserve(R.G, t, cost, 0)
-    if wait == 0 then
+    if wait == 0 and R.waiting == 0 then
         R.admitted = R.admitted + 1
         return
     end
-    wait_turn(R, R.message, "limiter:acquire", t, cost, retry_after)
+    admit_slow(R, R.message, "limiter:acquire", t, cost, wait, retry_after)
 end
 
 --- Take a turn of `cost` units (default 1) if it is free now; never waits.
@@ -248,11 +270,11 @@ function Limiter.__call(self, fn)
         if cost_fn then c = checked_cost(R, FNAME, "the cost function's result", (cost_fn(...))) end
         local t = rt.now()
         local wait, retry_after = reserve(G, t, c, 0)
-        if wait == 0 then
+        if wait == 0 and R.waiting == 0 then
             R.admitted = R.admitted + 1
             return fn(...)
         end
-        wait_turn(R, message, FNAME, t, c, retry_after)
+        admit_slow(R, message, FNAME, t, c, wait, retry_after)
         return fn(...)
     end
     stats.register(wrapped, R)

@@ -143,7 +143,7 @@ static void run_exact(fuzz_input *in) {
     int now_ok = 1, rc, mrc, cost_ok = 1, wait_ok = 1;
     int64_t halves, max_wait, mw = 0;
     double now, cost, maxw, w = -1;
-    dike_gcra before = g;
+    dike_gcra before;
 
     /* The clock. */
     switch (op % 8) {
@@ -187,6 +187,7 @@ static void run_exact(fuzz_input *in) {
     if (!wait_ok)
       maxw = (how & 4) ? NAN : -1.0;
 
+    memcpy(&before, &g, sizeof g);
     rc = dike_gcra_reserve(&g, now, cost, maxw, &w);
     if (!cost_ok || !wait_ok) {
       check(rc == DIKE_EINVAL);
@@ -229,7 +230,7 @@ static void run_wild(fuzz_input *in) {
   while (!fuzz_input_done(in) && steps++ < 4096) {
     uint8_t op = fuzz_byte(in);
     double now, cost, max_wait, w = -1;
-    dike_gcra before = g;
+    dike_gcra before;
     int valid;
 
     switch (op % 4) {
@@ -252,6 +253,7 @@ static void run_wild(fuzz_input *in) {
     }
 
     valid = cost >= 0 && cost <= g.burst && max_wait >= 0;
+    memcpy(&before, &g, sizeof g);
     rc = dike_gcra_reserve(&g, now, cost, max_wait, &w);
     if (!valid) {
       check(rc == DIKE_EINVAL);
@@ -264,8 +266,9 @@ static void run_wild(fuzz_input *in) {
     check(g.started == 1);
     check(same(g.last, isfinite(now) ? now : before.started ? before.last : 0));
     if (rc == DIKE_ELIMITED) {
-      dike_gcra again = g;
+      dike_gcra again;
       double w2 = -1;
+      memcpy(&again, &g, sizeof g);
       check(before.started); /* an idle limiter admits any valid cost */
       check(w > 0 && (w > max_wait || w > DIKE_GCRA_MAX_SECONDS));
       check(g.debt <= before.debt); /* the reading is kept, nothing added */

@@ -22,7 +22,7 @@ static int reserve(dike_gcra *g, double now, double cost, double max_wait,
 TEST(init_validates) {
   dike_gcra g, orig;
   memset(&g, 0xAB, sizeof g);
-  orig = g;
+  memcpy(&orig, &g, sizeof g);
   CHECK_INT(dike_gcra_init(&g, NAN, 1, 1), DIKE_EINVAL);
   CHECK_INT(dike_gcra_init(&g, 0, 1, 1), DIKE_EINVAL);
   CHECK_INT(dike_gcra_init(&g, -1, 1, 1), DIKE_EINVAL);
@@ -132,7 +132,7 @@ TEST(refusal_changes_nothing_and_retry_after_is_exact) {
   four_per_second(&g);
   CHECK_INT(reserve(&g, 5, 4, 0, &w), 0); /* the whole burst at once */
   CHECK_SAME(w, 0.0);
-  twin = g; /* the same limiter, which never sees the refusals */
+  memcpy(&twin, &g, sizeof g); /* the same limiter, which never sees the refusals */
   for (i = 0; i < 3; i++) {
     CHECK_INT(reserve(&g, 5.125, 2, 0.25, &w), DIKE_ELIMITED);
     CHECK_SAME(w, 0.375); /* 2 units need 0.5 s; 0.125 s have passed */
@@ -173,7 +173,7 @@ TEST(costs) {
   CHECK_INT(reserve(&g, 0, 0, 1, &w), 0);
   CHECK_SAME(w, 0.625);
   /* Invalid costs and waits: EINVAL, nothing written. */
-  before = g;
+  memcpy(&before, &g, sizeof g);
   CHECK_INT(reserve(&g, 0, 4.5, 1, &w), DIKE_EINVAL);
   CHECK_SAME(w, -1.0);
   CHECK_INT(reserve(&g, 0, -1, 1, &w), DIKE_EINVAL);
