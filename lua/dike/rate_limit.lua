@@ -17,9 +17,9 @@
 -- A waiter that is cancelled leaves the queue (a hole that the timer skips; the timer is
 -- stopped when nobody is left) and does not run; its reservation is not given back, as in
 -- GCRA: other callers' turns were computed after it, and moving them earlier would let a
--- burst through. The counters: calls, admitted (ran fn, or acquire returned), delayed
--- (admitted after waiting), rejected (raised RateLimited, or try returned false),
--- waiting (in the queue now).
+-- burst through. The counters: calls, admitted (ran fn, or acquire/try returned), delayed
+-- (admitted after waiting), rejected (raised RateLimited, or try returned false), waiting
+-- (queued, or woken and not yet resumed).
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
@@ -84,9 +84,8 @@ local OPTIONS = { rate = true, per = true, burst = true, max_wait = true, cost =
 ---------------------------------------------------------------- the waiting queue
 
 -- The state R of one limiter: its counters, its core object G (with its reserve function),
--- and the queue: q[i] the
--- waiting caller and due[i] its turn (the runtime's clock), for i in head..tail; holes are
--- callers that left. One timer, armed for the head's turn.
+-- and the queue: q[i] the waiting caller and due[i] its turn (the runtime's clock), for i in
+-- head..tail; holes are callers that left. One timer, armed for the head's turn.
 local State = {}
 State.__index = State
 
