@@ -23,6 +23,7 @@
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
+local events = require("dike.events")
 local options = require("dike.options")
 local stats = require("dike.stats")
 
@@ -32,6 +33,7 @@ local debug_getinfo = debug.getinfo
 local gcra, c_reserve = core.gcra, core.gcra_reserve
 local RateLimited = errors.RateLimited
 local show = options.show
+local emit = events.emit
 
 local M = {}
 
@@ -144,8 +146,10 @@ local function leave(w, R, i)
     end
 end
 
--- Wait in the queue for turn `at` (the runtime's clock); returns once woken and resumed.
-local function enqueue(R, w, at)
+-- Wait in the queue for turn `at` (the runtime's clock, `wait` seconds away); returns once
+-- woken and resumed.
+local function enqueue(R, w, at, wait, label)
+    emit("rate_limit", label, "delayed", "wait", wait)
     local i = R.tail + 1
     R.tail = i
     R.q[i], R.due[i] = w, at
@@ -157,8 +161,9 @@ local function enqueue(R, w, at)
     R.delayed = R.delayed + 1
 end
 
-local function reject(R, message, retry_after)
+local function reject(R, message, retry_after, label)
     R.rejected = R.rejected + 1
+    emit("rate_limit", label, "rejected", "retry_after", retry_after)
     error(RateLimited.new(message, retry_after), 0)
 end
 
@@ -169,14 +174,14 @@ end
 --    that callers run in the order they called. (Where nothing can wait it runs at once.)
 --  - else its turn is `retry_after` seconds away: it reserves it and waits when max_wait
 --    allows, else it is refused.
-local function admit_slow(R, message, fname, t, c, wait, retry_after)
+local function admit_slow(R, message, label, fname, t, c, wait, retry_after)
     if wait == 0 then
         local w = rt.current_waiter(fname)
         if w == nil then
             R.admitted = R.admitted + 1
             return
         end
-        return enqueue(R, w, t)
+        return enqueue(R, w, t, 0, label)
     end
     local max_wait = R.max_wait
     local w = rt.current_waiter(fname)
@@ -184,11 +189,11 @@ local function admit_slow(R, message, fname, t, c, wait, retry_after)
         -- Nothing can wait here (outside a coroutine, or an nginx phase that cannot yield): a
         -- call that would wait is the caller's mistake, and rt.waiter raises it as such.
         if retry_after <= max_wait then rt.waiter(fname) end
-        return reject(R, message, retry_after)
+        return reject(R, message, retry_after, label)
     end
     local turn, again = R.reserve(R.G, t, c, max_wait)
-    if not turn then return reject(R, message, again) end
-    return enqueue(R, w, t + turn)
+    if not turn then return reject(R, message, again, label) end
+    return enqueue(R, w, t + turn, turn, label)
 end
 
 ---------------------------------------------------------------- costs
@@ -237,7 +242,7 @@ function Limiter:acquire(cost)
         R.admitted = R.admitted + 1
         return
     end
-    admit_slow(R, R.message, "limiter:acquire", t, cost, wait, retry_after)
+    admit_slow(R, R.message, R.site, "limiter:acquire", t, cost, wait, retry_after)
 end
 
 --- Take a turn of `cost` units (default 1) if it is free now; never waits.
@@ -253,6 +258,7 @@ function Limiter:try(cost)
         return true, 0
     end
     R.rejected = R.rejected + 1
+    emit("rate_limit", R.site, "rejected", "retry_after", retry_after)
     return false, retry_after
 end
 
@@ -260,7 +266,8 @@ end
 function Limiter.__call(self, fn)
     local R = state_of(self, FNAME)
     options.callable(FNAME, fn)
-    local message = "Rate limit exceeded for function " .. (R.name or options.name_of(fn)) .. R.suffix
+    local label = R.name or options.name_of(fn)
+    local message = "Rate limit exceeded for function " .. label .. R.suffix
     local G, reserve, cost, cost_fn = R.G, R.reserve, R.cost, R.cost_fn
 
     local function wrapped(...)
@@ -273,10 +280,11 @@ function Limiter.__call(self, fn)
             R.admitted = R.admitted + 1
             return fn(...)
         end
-        admit_slow(R, message, FNAME, t, c, wait, retry_after)
+        admit_slow(R, message, label, FNAME, t, c, wait, retry_after)
         return fn(...)
     end
     stats.register(wrapped, R)
+    options.set_name(wrapped, label)
     return wrapped
 end
 
@@ -330,9 +338,10 @@ function M.rate_limit(opts)
         name = name, suffix = format("! rate=%g/%gs", rate, per),
         G = false, reserve = false,
         calls = 0, admitted = 0, delayed = 0, rejected = 0, waiting = 0,
-        q = {}, due = {}, head = 1, tail = 0, timer = nil, armed_at = 0,
+        q = {}, due = {}, head = 1, tail = 0, timer = nil, armed_at = 0, site = false,
     }, State)
     R.G, R.reserve = core_of(gcra(rate, per, burst))
+    R.site = site
     R.message = "Rate limit exceeded for function " .. site .. R.suffix
     local limiter = setmetatable({ _state = R }, Limiter)
     stats.register(limiter, R)
