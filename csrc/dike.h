@@ -36,7 +36,8 @@ extern "C" {
   XX(EOVERFLOW, -4, "size arithmetic overflows")                      \
   XX(EINDEX, -5, "index out of range")                                \
   XX(EMISMATCH, -6, "element types or widths differ")                 \
-  XX(EFULL, -7, "no room for the rows")
+  XX(EFULL, -7, "no room for the rows")                             \
+  XX(ELIMITED, -8, "rate limit exceeded: try again later")
 
 enum {
   DIKE_OK = 0,
@@ -127,6 +128,88 @@ double dike_backoff_next(dike_backoff *b, dike_backoff_state *st);
  * means no budget (0). */
 int dike_backoff_over_budget(double elapsed, double next_delay,
                              double max_elapsed);
+
+/* ======================================================================
+ * GCRA: rate-limit timing (the generic cell rate algorithm)
+ *
+ * A limiter admits `rate` cost units per `per` seconds on average, and up
+ * to `burst` units at once after an idle period: a token bucket of `burst`
+ * units refilled at rate / per, kept as one number. With the interval
+ * T = per / rate and the theoretical arrival time `tat`, a call of cost c
+ * at time `now` computes new_tat = max(tat, now) + c * T and allow_at =
+ * new_tat - burst * T. It may run at once when allow_at <= now; otherwise
+ * it may reserve its turn (tat = new_tat) and wait allow_at - now seconds.
+ * Reservations are handed out in call order and allow_at never decreases
+ * from one to the next, so waiting callers run in the order they called.
+ * The struct holds no clock: every reservation brings its `now` (seconds,
+ * any epoch), so one limiter can serve any clock.
+ *
+ * The state is kept as (last, debt): the latest clock reading, and
+ * (tat - last) / T, the debt in cost units. Costs are added in cost
+ * units, so whole costs add up exactly whatever T is (in seconds, a sum of
+ * a hundred 0.6 s intervals falls short of 100 * 0.6 and would let only
+ * 99 calls of a burst of 100 through), and on a clock with a large epoch
+ * (seconds since 1970) the debt keeps its precision: only the clock's own
+ * resolution limits how finely time passing is seen. Time converts to
+ * units once per call ((now - last) / T) and a wait back to seconds once
+ * (units * T).
+ *
+ * Saturation: T is capped at DIKE_GCRA_MAX_SECONDS, and so is the time a
+ * full burst takes: `capacity`, the burst in effect, is burst capped at
+ * DIKE_GCRA_MAX_SECONDS / T, and a cost above it counts as capacity (so a
+ * call of cost burst always passes an idle limiter). No wait is ever
+ * longer than DIKE_GCRA_MAX_SECONDS: a reservation that would wait longer
+ * is refused even with an infinite max_wait. Every result is finite:
+ * rate 1e-300 or burst 1e300 cannot produce inf or NaN. T = 0 (rate
+ * +inf, or per / rate underflowing) means no limit.
+ *
+ * A bad clock: a `now` that is NaN or +-inf is taken as the latest reading
+ * seen (0 before the first). A clock that goes backwards (a wall clock
+ * stepped back) moves the schedule back with it: the debt is kept, so the
+ * step neither frees a burst nor blocks callers for the length of the
+ * step; time that then passes counts from the new reading.
+ *
+ * Invariants once started: last is finite, debt >= 0 and debt * T <=
+ * 2 * DIKE_GCRA_MAX_SECONDS (up to rounding). A refused call "changes
+ * nothing": the schedule (tat) stays, only the clock reading is kept, as
+ * (now, the debt at now), so that a clock stepped back is seen even while
+ * every call is refused; an invalid call leaves the struct bit for bit as
+ * it was.
+ * ====================================================================== */
+
+/* Upper bound on the interval, the time a full burst takes and any wait:
+ * 1e9 s. */
+#define DIKE_GCRA_MAX_SECONDS 1e9
+
+typedef struct dike_gcra {
+  double interval; /* T = per / rate, in [0, DIKE_GCRA_MAX_SECONDS]       */
+  double burst;    /* as given: finite, >= 1; costs above it are refused */
+  double capacity; /* burst in effect: min(burst, MAX / T), >= 1         */
+  double last;     /* the latest clock reading (once started)            */
+  double debt;     /* (tat - last) / T in cost units, >= 0 (once started) */
+  int started;     /* whether a reservation has been made                */
+} dike_gcra;
+
+/* Validate and set up an idle limiter (its first call sees a full
+ * bucket). DIKE_EINVAL, g untouched, for: rate NaN or <= 0 (+inf is
+ * allowed: T = 0, no limit); per NaN, <= 0 or inf; burst NaN, < 1 or
+ * inf. */
+int dike_gcra_init(dike_gcra *g, double rate, double per, double burst);
+
+/* One call of cost `cost` at time `now`, which may wait up to `max_wait`
+ * seconds (0: never wait; +inf: any wait up to DIKE_GCRA_MAX_SECONDS).
+ *  - 0: admitted. *wait is the wait before it may run: 0 when it may run
+ *    at once, else allow_at - now (> 0, <= max_wait); the turn is
+ *    reserved (tat = new_tat).
+ *  - DIKE_ELIMITED: refused; *wait is the retry-after time allow_at - now
+ *    (> 0: waiting that long, a call of the same cost would be admitted
+ *    at once if nothing else came first); the schedule is unchanged (the
+ *    same call again at the same reading is refused alike).
+ *  - DIKE_EINVAL: cost NaN, < 0 or > burst (it could never run), or
+ *    max_wait NaN or < 0; g and *wait are unchanged.
+ * A cost of 0 is a probe: admitted when the limiter has no debt. */
+int dike_gcra_reserve(dike_gcra *g, double now, double cost, double max_wait,
+                      double *wait);
 
 /* ======================================================================
  * Typed arrays and batch buffers

@@ -42,9 +42,25 @@
  *   (src is not an array) or core.EMISMATCH (type or width)
  * core.array_remove(buf, first_row, nrows)   rows taken out (a cancel)
  *
+ * core.gcra(rate, per, burst) -> Gcra ("dike.Gcra"): rate-limit timing.
+ *   rate > 0 (inf: T = 0, no limit); per finite > 0; burst finite >= 1.
+ *   T = per / rate and burst * T saturate at core.GCRA_MAX_SECONDS (1e9).
+ * core.gcra_reserve(g, now, cost, max_wait) -> wait | false, retry_after
+ *   (also g:reserve(now, cost, max_wait)). A call of `cost` (0..burst) at
+ *   clock reading `now` (seconds) that may wait up to max_wait (>= 0, inf
+ *   allowed): admitted, returning the wait before it may run (0: at once;
+ *   its turn is reserved), or refused (false and the seconds until a call
+ *   of that cost would pass; nothing changes). A reading that is NaN or
+ *   +-inf counts as the latest one; a clock that goes back keeps the debt.
+ * core.gcra_ffi() -> light userdata: { uint32 magic "gcra", uint32 version 1,
+ *   int (*reserve)(g, now, cost, max_wait, double *wait) } for LuaJIT's FFI
+ *   (returns 0 or DIKE_ELIMITED, the wait in *wait; g = the Gcra's payload)
+ * g:state() -> started, last, debt (cost units);
+ * g:params() -> interval, burst, capacity (burst capped: capacity * T <= 1e9)
+ *
  * core.EINVAL, core.ENOMEM, ... the DIKE_E* codes.
  *
- * No type has a __gc: Backoff and Array keep everything inside the
+ * No type has a __gc: Backoff, Gcra and Array keep everything inside the
  * userdata (an array's elements too, so the GC sees their size), and a
  * __gc would only delay their reclamation by a cycle.
  */
@@ -246,6 +262,7 @@ static const struct {
 } parts[] = {
     {"backoff", ldike_open_backoff},
     {"array", ldike_open_array},
+    {"gcra", ldike_open_gcra},
 };
 
 LDIKE_EXPORT int luaopen_dike_core(lua_State *L);
@@ -257,6 +274,8 @@ int luaopen_dike_core(lua_State *L) {
     parts[i].open(L);
   lua_pushnumber(L, DIKE_BACKOFF_MAX_DELAY);
   lua_setfield(L, -2, "BACKOFF_MAX_DELAY");
+  lua_pushnumber(L, DIKE_GCRA_MAX_SECONDS);
+  lua_setfield(L, -2, "GCRA_MAX_SECONDS");
 #define LDIKE_SETCODE_(name, value, msg) \
   lua_pushinteger(L, DIKE_##name);       \
   lua_setfield(L, -2, #name);

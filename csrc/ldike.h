@@ -38,6 +38,7 @@
 /* Metatable (registry) names. */
 #define LDIKE_BACKOFF "dike.Backoff"
 #define LDIKE_ARRAY "dike.Array"
+#define LDIKE_GCRA "dike.Gcra"
 
 /* Largest count or size accepted from Lua: 2^53, exact in a double (so
  * the same limit holds on LuaJIT and on Lua 5.4). */
@@ -119,5 +120,6 @@ LDIKE_HIDDEN const char *ldike_numstr(double v, char *buf, size_t size);
 
 LDIKE_HIDDEN void ldike_open_backoff(lua_State *L);
 LDIKE_HIDDEN void ldike_open_array(lua_State *L);
+LDIKE_HIDDEN void ldike_open_gcra(lua_State *L);
 
 #endif /* LDIKE_H */

@@ -103,6 +103,11 @@ local TOOLS = {
             log_exception_info = RULES.type("boolean", "a boolean"),
             logger = RULES.type("function", "a function"),
             seed = RULES.count(0, false),
+            retry_if_result = RULES.type("function", "a function"),
+            delay_from = RULES.type("function", "a function"),
+            budget = function(v) -- no probe is a budget
+                return "must be a dike.retry_budget, got " .. show(v)
+            end,
         },
         use = function(opts)
             local g = dike.retry(opts)(function(x) return x + 1 end)
@@ -125,6 +130,53 @@ local TOOLS = {
             else
                 assert.is_nil(err)
                 assert.equal(42, dike.run(g, 41))
+            end
+        end,
+    },
+    {
+        name = "dike.retry_budget", make = dike.retry_budget, base = {}, optional = true, not_a_decorator = true,
+        options = {
+            max_tokens = RULES.number(true, false),
+            token_ratio = RULES.number(true, false),
+        },
+        use = function(opts)
+            local b = dike.retry_budget(opts)
+            assert.same({ tokens = opts.max_tokens or 10, refused = 0 }, dike.stats(b))
+            local n = 0
+            local g = dike.retry{ budget = b }(function() n = n + 1 if n == 1 then error("once", 0) end return n end)
+            local max = opts.max_tokens or 10
+            local retried = max - 1 > max / 2 -- the one failure leaves enough tokens for a retry
+            assert.same({ retried, retried and 2 or "once" }, { pcall(dike.run, g) })
+        end,
+    },
+    {
+        -- rate 1e300: burst (floor(rate)) is above every cost probed, and every call passes.
+        name = "dike.rate_limit", make = dike.rate_limit, base = { rate = 1e300 },
+        options = {
+            rate = RULES.number(true, false),
+            per = RULES.number(true, false),
+            burst = function(v)
+                if type(v) == "number" and v >= 1 and v < INF then return nil end
+                return "must be a finite number >= 1, got " .. show(v)
+            end,
+            max_wait = RULES.number(false, true),
+            cost = function(v)
+                if type(v) == "function" or (type(v) == "number" and v > 0 and v < INF) then return nil end
+                return "must be a finite number > 0 or a function, got " .. show(v)
+            end,
+            name = RULES.type("string", "a string"),
+        },
+        use = function(opts)
+            if opts.cost == print then -- print the probe, silenced: a cost function returning nothing
+                opts.cost = function() end
+            end
+            local g = dike.rate_limit(opts)(function(x) return x + 1 end)
+            if type(opts.cost) == "function" then -- its result is the call's error
+                local err, at = raised(g, 41)
+                assert.equal(at .. "dike.rate_limit: the cost function's result must be a finite number > 0, got nil",
+                             err)
+            else
+                assert.equal(42, g(41))
             end
         end,
     },
@@ -235,6 +287,7 @@ describe("bad input", function()
                     assert.equal(at .. tool.name .. ": " .. case[2], err)
                     tool.use(tool.base)
                 end
+                if tool.not_a_decorator then return end
                 local decorate = tool.make(tool.base)
                 for _, v in ipairs({ 5, "f", {}, true, NAN }) do
                     local err, at = raised(decorate, v)
@@ -274,13 +327,18 @@ describe("bad input", function()
                 { dike.circuit_breaker, { exception_types = { dike.CircuitOpen, true } }, "dike.circuit_breaker:"
                   .. " exception_types must be an error class, a pattern string, a predicate or a list of these,"
                   .. " got true" },
+                { dike.rate_limit, {}, "dike.rate_limit: rate must be a finite number > 0, got nil" },
+                { dike.rate_limit, { rate = 2, cost = 3 },
+                  "dike.rate_limit: cost 3 exceeds burst 2: such a call could never run" },
+                { dike.rate_limit, { rate = 100, burst = 2.5, cost = 2.75 },
+                  "dike.rate_limit: cost 2.75 exceeds burst 2.5: such a call could never run" },
             }
             for _, case in ipairs(cases) do
                 local err, at = raised(case[1], case[2])
                 tried = tried + 1
                 assert.equal(at .. case[3], err)
             end
-            TOOLS[3].use(TOOLS[3].base)
+            for _, tool in ipairs(TOOLS) do tool.use(tool.base) end
         end)
 
         it("gather's options", function()
@@ -377,6 +435,44 @@ describe("bad input", function()
             end
         end
         assert.equal("closed", cb:state()) -- the breaker goes on working
+    end)
+
+    describe("rate limiter calls", function()
+        it("bad costs of a cost function, acquire and try; methods called without a limiter", function()
+            local results = { 0, -1, NAN, INF, -INF, "1", {}, true, 3, 1e300 }
+            local i = 0
+            local rl = dike.rate_limit{ rate = 1e9, burst = 2, cost = function() i = i + 1 return results[i] end }
+            local f = rl(function() return "ran" end)
+            for _, v in ipairs(results) do
+                local err, at = raised(f)
+                tried = tried + 1
+                local want = (type(v) == "number" and v > 0 and v < INF)
+                    and ("cost " .. show(v) .. " exceeds burst 2: such a call could never run")
+                    or ("the cost function's result must be a finite number > 0, got " .. show(v))
+                assert.equal(at .. "dike.rate_limit: " .. want, err)
+            end
+            for _, method in ipairs({ "acquire", "try" }) do
+                local fname = "limiter:" .. method
+                for _, v in ipairs({ 0, -1, NAN, INF, "1", {}, true, 2.5, 1e300 }) do
+                    local err, at = raised(function() return rl[method](rl, v) end)
+                    tried = tried + 1
+                    local want = (type(v) == "number" and v > 0 and v < INF)
+                        and ("cost " .. show(v) .. " exceeds burst 2: such a call could never run")
+                        or ("cost must be a finite number > 0, got " .. show(v))
+                    assert.equal(at .. fname .. ": " .. want, err)
+                end
+                for _, self in ipairs({ 5, "x", {}, f }) do
+                    local err, at = raised(function() return rl[method](self) end)
+                    tried = tried + 1
+                    assert.equal(at .. fname .. ": expected a rate limiter (call it with a colon), got " .. show(self),
+                                 err)
+                end
+            end
+            -- nothing was taken: the limiter's turns are all still there
+            assert.same({ calls = #results, admitted = 0, delayed = 0, rejected = 0, waiting = 0 }, dike.stats(rl))
+            assert.same({ true, 0 }, { rl:try(2) })
+            assert.is_nil(rl:acquire())
+        end)
     end)
 
     describe("batch calls of the wrong shape", function()
@@ -703,6 +799,41 @@ describe("bad input", function()
             assert.same({ true, 2 }, got[5])
             assert.same({ true, 3 }, got[6])
             assert.same({ true }, got[7])
+        end)
+
+        it("a rate-limited call or acquire that would wait: the contract's message, no turn taken", function()
+            local outside = ": must be called inside a coroutine (start one with dike.run or dike.spawn)"
+            -- one turn per 0.5 s, the first taken at once (which works anywhere)
+            local rl = dike.rate_limit{ rate = 1, per = 0.5, burst = 1, max_wait = 1 }
+            local paced = rl(function() return "ran" end)
+            assert.equal("ran", paced())
+            for _ = 1, 3 do
+                local ok, err = pcall(paced)
+                tried = tried + 1
+                assert.same({ false, "dike.rate_limit" .. outside }, { ok, err })
+                ok, err = pcall(rl.acquire, rl)
+                tried = tried + 1
+                assert.same({ false, "limiter:acquire" .. outside }, { ok, err })
+            end
+            -- none of them reserved a turn: the next is still at most 0.5 s away
+            local free, retry_after = rl:try()
+            assert.is_false(free)
+            assert.is_true(retry_after <= 0.5, tostring(retry_after))
+            assert.same({ calls = 8, admitted = 1, delayed = 0, rejected = 1, waiting = 0 }, dike.stats(rl))
+            -- inside a coroutine dike did not start, both wait for their turn
+            local got
+            coroutine.wrap(function()
+                local r = paced()
+                rl:acquire()
+                got = r
+            end)()
+            dike.run(function() while not got do dike.sleep(0.001) end end)
+            assert.equal("ran", got)
+            local s = dike.stats(rl)
+            assert.same({ calls = 10, admitted = 3, rejected = 1, waiting = 0 },
+                        { calls = s.calls, admitted = s.admitted, rejected = s.rejected, waiting = s.waiting })
+            -- acquire waited after paced (paced itself waited unless 0.5 s had passed: valgrind)
+            assert.is_true(s.delayed >= 1, tostring(s.delayed))
         end)
     end)
 

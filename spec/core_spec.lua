@@ -25,15 +25,17 @@ describe("dike.core", function()
   describe("module", function()
     it("has the documented functions", function()
       for _, name in ipairs({ "backoff", "over_budget", "array", "is_array", "array_slice", "array_buffer",
-                              "array_append", "array_remove", "array_split", "array_ffi" }) do
+                              "array_append", "array_remove", "array_split", "array_ffi",
+                              "gcra", "gcra_reserve" }) do
         assert.is_function(core[name], name)
       end
       assert.equal(1e9, core.BACKOFF_MAX_DELAY)
+      assert.equal(1e9, core.GCRA_MAX_SECONDS)
     end)
 
     it("exports the error codes", function()
-      assert.same({ -1, -2, -3, -4, -5, -6, -7 }, { core.EINVAL, core.ENOMEM, core.ERANGE, core.EOVERFLOW,
-                                                    core.EINDEX, core.EMISMATCH, core.EFULL })
+      assert.same({ -1, -2, -3, -4, -5, -6, -7, -8 }, { core.EINVAL, core.ENOMEM, core.ERANGE, core.EOVERFLOW,
+                                                        core.EINDEX, core.EMISMATCH, core.EFULL, core.ELIMITED })
     end)
 
     it("loads again, and objects from the first load keep working", function()
@@ -304,7 +306,8 @@ describe("dike.core", function()
 
     it("never crashes a module function", function()
       for _, name in ipairs({ "backoff", "over_budget", "array", "is_array", "array_slice", "array_buffer",
-                              "array_append", "array_remove", "array_split", "array_ffi" }) do
+                              "array_append", "array_remove", "array_split", "array_ffi",
+                              "gcra", "gcra_reserve" }) do
         for _ = 1, 400 do
           pcall(core[name], pick(), pick(), pick(), pick(), pick())
         end
@@ -317,10 +320,12 @@ describe("dike.core", function()
 
     it("never crashes a method, whatever self is", function()
       local objects = { core.backoff(0.1, 2, 5, "decorrelated", 1), core.array_buffer(core.array({ 1 }), 3),
-                        core.array({ 1, 2, 3, 4 }, "int32", 2), core.array({ 1.5 }) }
+                        core.array({ 1, 2, 3, 4 }, "int32", 2), core.array({ 1.5 }),
+                        core.gcra(3, 2, 5) }
       for _, obj in ipairs(objects) do
         local mt = getmetatable(obj)
-        for _, name in ipairs({ "next", "get", "totable", "type", "width", "slice" }) do
+        for _, name in ipairs({ "next", "get", "totable", "type", "width", "slice", "reserve", "state",
+                                "params" }) do
           local fn = obj[name]
           if fn then
             for _ = 1, 200 do
@@ -354,4 +359,62 @@ describe("dike.core", function()
       end
     end)
   end)
+
+  describe("gcra", function()
+    -- rate 4 per second, burst 4: T = 0.25 s, tolerance 1 s (exact binary fractions).
+    it("admits a burst, then reserves turns T apart, and refuses beyond max_wait", function()
+      local g = core.gcra(4, 1, 4)
+      for _ = 1, 4 do assert.equal(0, core.gcra_reserve(g, 10, 1, 0)) end
+      local w, retry_after = core.gcra_reserve(g, 10, 1, 0)
+      assert.equal(false, w)
+      assert.equal(0.25, retry_after)
+      assert.equal(0.25, core.gcra_reserve(g, 10, 1, 1))
+      assert.equal(0.5, g:reserve(10, 1, 1))
+      assert.same({ false, 1 }, { g:reserve(10, 2, 0.5) }) -- refused: nothing changes
+      assert.same({ true, 10, 6 }, { g:state() }) -- the debt in cost units
+      assert.equal(0, core.gcra_reserve(g, 20, 4, 0)) -- idle: the bucket is full again
+    end)
+
+    it("saturates huge parameters and keeps a bad clock's debt", function()
+      local g = core.gcra(1e-300, 1, 1)
+      assert.same({ core.GCRA_MAX_SECONDS, 1, 1 }, { g:params() })
+      assert.equal(0, core.gcra_reserve(g, 0, 1, INF))
+      assert.equal(core.GCRA_MAX_SECONDS, core.gcra_reserve(g, 0, 1, INF))
+      assert.same({ false, 2 * core.GCRA_MAX_SECONDS }, { core.gcra_reserve(g, 0, 1, INF) })
+      assert.same({ 0, 1, 1 }, { core.gcra(INF, 1, 1):params() })
+      assert.same({ 1, 1e300, core.GCRA_MAX_SECONDS }, { core.gcra(1, 1, 1e300):params() })
+      local h = core.gcra(4, 1, 4)
+      assert.equal(0, h:reserve(100, 4, 0))
+      assert.equal(0.25, h:reserve(50, 1, 1))   -- backwards: the debt is kept
+      assert.equal(0.5, h:reserve(0 / 0, 1, 1)) -- NaN: the last reading
+      assert.same({ true, 50, 6 }, { h:state() })
+    end)
+
+    it("checks its arguments", function()
+      assert.equal("bad argument #1 to 'gcra' (rate must be > 0, got 0)",
+        err_of(function() core.gcra(0, 1, 1) end))
+      assert.equal("bad argument #1 to 'gcra' (rate must be > 0, got nan)",
+        err_of(function() core.gcra(0 / 0, 1, 1) end))
+      assert.equal("bad argument #2 to 'gcra' (per must be a finite number > 0, got inf)",
+        err_of(function() core.gcra(1, INF, 1) end))
+      assert.equal("bad argument #3 to 'gcra' (burst must be a finite number >= 1, got 0.5)",
+        err_of(function() core.gcra(1, 1, 0.5) end))
+      assert.equal("bad argument #3 to 'gcra' (number expected, got string)",
+        err_of(function() core.gcra(1, 1, "2") end))
+      local g = core.gcra(2, 1, 3)
+      assert.equal("bad argument #3 to 'gcra_reserve' (cost must be a number in [0, burst = 3], got 4)",
+        err_of(function() core.gcra_reserve(g, 0, 4, 0) end))
+      assert.equal("bad argument #3 to 'gcra_reserve' (cost must be a number in [0, burst = 3], got nan)",
+        err_of(function() core.gcra_reserve(g, 0, 0 / 0, 0) end))
+      assert.equal("bad argument #4 to 'gcra_reserve' (max_wait must be >= 0, got -1)",
+        err_of(function() core.gcra_reserve(g, 0, 1, -1) end))
+      assert.equal("bad argument #2 to 'gcra_reserve' (number expected, got nil)",
+        err_of(function() core.gcra_reserve(g, nil, 1, 0) end))
+      assert.equal("bad argument #1 to 'gcra_reserve' (dike.gcra expected, got table)",
+        err_of(function() core.gcra_reserve({}, 0, 1, 0) end))
+      assert.same({ false, 0, 0 }, { g:state() }) -- untouched by the bad calls
+      assert.equal("dike.gcra(interval=0.5, burst=3)", tostring(g))
+    end)
+  end)
+
 end)

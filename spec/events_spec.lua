@@ -97,6 +97,48 @@ describe("dike.on_event", function()
                       { "give_up", 1, nil, "late" } }, got)
     end)
 
+    it("retry: a refused result is a retry too; a retry its budget refuses is budget_refused", function()
+        local seen, restore = record()
+        local restore_sleeps = select(2, support.record_sleeps())
+        local n = 0
+        local fn = function() n = n + 1 return n < 3 and "busy" or "done" end
+        local g = dike.retry{ delay = 0.25, name = nil, logger = function() end,
+                              retry_if_result = function(v) return v == "busy" end }(fn)
+        local budget = dike.retry_budget{ max_tokens = 2 }
+        local refused = dike.retry{ budget = budget, logger = function() end }(function() error("down", 0) end)
+        dike.run(function()
+            assert.equal("done", g())
+            assert.equal("down", support.error_of(refused))
+        end)
+        restore_sleeps()
+        restore()
+        local got = {}
+        for i, e in ipairs(seen) do got[i] = { e.tool, e.event, e.attempt, e.delay, e.error } end
+        assert.same({ { "retry", "retry", 1, 0.25, "busy" }, { "retry", "retry", 2, 0.25, "busy" },
+                      { "retry", "budget_refused" } }, got)
+    end)
+
+    it("rate_limit: delayed with the wait, rejected with the retry_after (calls, acquire and try)", function()
+        local seen, restore = record()
+        local rl = dike.rate_limit{ rate = 1, per = 0.1, burst = 1, max_wait = 0.15, name = "api" }
+        local f = rl(function() end)
+        dike.run(function()
+            f()                                         -- at once: no event
+            local second = dike.spawn(f)                -- waits one interval
+            assert.is_true(dike.RateLimited.is(support.error_of(f))) -- two intervals away: refused
+            assert.is_false((rl:try()))
+            second:join()
+        end)
+        restore()
+        local got = {}
+        for i, e in ipairs(seen) do got[i] = { e.tool, e.name, e.event } end
+        assert.same({ { "rate_limit", "api", "delayed" }, { "rate_limit", "api", "rejected" },
+                      { "rate_limit", "api", "rejected" } }, got)
+        assert.is_true(seen[1].wait > 0 and seen[1].wait <= 0.1, tostring(seen[1].wait))
+        assert.is_true(seen[2].retry_after > 0.15, tostring(seen[2].retry_after))
+        assert.is_true(seen[3].retry_after > 0, tostring(seen[3].retry_after))
+    end)
+
     it("limit_jobs: queued, rejected because the queue is full or its time ran out", function()
         local seen, restore = record()
         local lim = dike.limit_jobs{ limit = 1, queue = 1, queue_timeout = 0.01 }

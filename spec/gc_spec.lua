@@ -95,6 +95,52 @@ describe("garbage collection", function()
         assert.same({}, survivors(weak))
     end)
 
+    it("retry budgets, and wrappers with retry_if_result and delay_from, are collected", function()
+        local weak = new_weak()
+        local function use()
+            local budget = dike.retry_budget{ max_tokens = 10 }
+            local n = 0
+            local fn = function() n = n + 1 if n < 3 then return { "busy" } end return { "ok" } end
+            local again = function(r) return r[1] == "busy" end
+            local later = function() return 0.001 end
+            local g = dike.retry{ budget = budget, retry_if_result = again, delay_from = later }(fn)
+            weak.budget, weak.g, weak.fn, weak.again, weak.later = budget, g, fn, again, later
+            weak.result = dike.run(g)
+            assert.equal("ok", weak.result[1])
+            assert.equal(0, dike.stats(budget).refused)
+        end
+        use()
+        assert.same({}, survivors(weak))
+    end)
+
+    it("rate limiters and their functions are collected after admitting, waiting, rejecting and"
+       .. " cancelled waiters", function()
+        local weak = new_weak()
+        local function use()
+            local rl = dike.rate_limit{ rate = 1, per = 0.005, burst = 1, max_wait = 0.02,
+                                        cost = function() return 1 end }
+            local fn = function(x) return { x } end
+            local f = rl(fn)
+            weak.limiter, weak.f, weak.fn = rl, f, fn
+            dike.run(function()
+                weak.first = f(1)                        -- at once
+                local waiter = dike.spawn(f, 2)          -- waits one interval
+                local cancelled = dike.spawn(f, 3)       -- waits, then cancelled
+                local gone = dike.spawn(f, 4)            -- waits, and stays queued behind it
+                weak.rejected = support.error_of(f, 5)   -- beyond max_wait
+                cancelled:cancel()
+                weak.waiter, weak.cancelled, weak.gone = waiter, cancelled, gone
+                weak.second = waiter:join()
+                weak.fourth = gone:join()
+                assert.is_nil(rl:acquire())
+                assert.is_true((rl:try()) ~= nil)
+            end)
+            assert.equal(0, dike.stats(rl).waiting)
+        end
+        use()
+        assert.same({}, survivors(weak))
+    end)
+
     it("batchers are collected after batches sent by size and by time, cancellations, timeouts and errors",
        function()
         local weak = new_weak()

@@ -43,7 +43,7 @@ describe("dike.retry", function()
         assert.equal(3, calls())
         assert.equal(2, #logs)
         assert.same({ 0.01, 0.01 }, asked)
-        assert.same({ calls = 1, retries = 2, failures = 1 }, dike.stats(g))
+        assert.same({ calls = 1, retries = 2, failures = 1, budget_refused = 0 }, dike.stats(g))
     end)
 
     it("attempts = 1 calls once; nil and math.huge retry until success", function()
@@ -236,7 +236,7 @@ describe("dike.retry", function()
             assert.equal(dike.CancelledError, getmetatable(support.error_of(t.join, t)))
         end)
         assert.equal(1, calls())
-        assert.same({ calls = 1, retries = 1, failures = 1 }, dike.stats(g))
+        assert.same({ calls = 1, retries = 1, failures = 1, budget_refused = 0 }, dike.stats(g))
     end)
 
     it("works outside a coroutine while no retry is needed", function()
@@ -279,6 +279,287 @@ describe("dike.retry", function()
             assert.matches(case[2], err, 1, true)
         end
         assert.matches("dike.retry: expected a function to wrap, got nil", support.error_of(dike.retry{}, nil), 1, true)
+    end)
+
+    describe("retry_if_result", function()
+        -- Returns (nil, "busy") `n` times, then its arguments.
+        local function busy(n)
+            local calls = 0
+            return function(...)
+                calls = calls + 1
+                if calls <= n then return nil, "busy" end
+                return ...
+            end, function() return calls end
+        end
+        local function is_busy(v, why) return v == nil and why == "busy" end
+
+        it("retries a return it refuses, with every value passed to it, and logs the first value", function()
+            local f, calls = busy(2)
+            local seen = {}
+            local g = dike.retry{ attempts = 5, delay = 0.01, backoff = 2, retry_if_result = function(...)
+                seen[#seen + 1] = { n = select("#", ...), ... }
+                return is_busy(...)
+            end }(f)
+            assert.same({ "ok", 2 }, { dike.run(g, "ok", 2) })
+            assert.equal(3, calls())
+            assert.same({ { n = 2, nil, "busy" }, { n = 2, nil, "busy" }, { n = 2, "ok", 2 } }, seen)
+            assert.same({ 0.01, 0.02 }, asked)
+            -- a result has no traceback, whatever log_exception_info says
+            assert.same({ "Caught result nil. Retrying in 0.01s ...", "Caught result nil. Retrying in 0.02s ..." },
+                        { logs[1].message, logs[2].message })
+            assert.equal("warning", logs[1].level)
+            assert.same({ calls = 1, retries = 2, failures = 0, budget_refused = 0 }, dike.stats(g))
+        end)
+
+        it("returns the last values, not an error, when no attempt is left", function()
+            local f, calls = busy(10)
+            local g = dike.retry{ attempts = 3, retry_if_result = is_busy }(f)
+            local r = { n = 0 }
+            dike.run(function()
+                r = { n = 0 }
+                local function pack(...) return { n = select("#", ...), ... } end
+                r = pack(g("never"))
+            end)
+            assert.same({ n = 2, nil, "busy" }, r)
+            assert.equal(3, calls())
+            assert.equal(2, #logs) -- the last return is not logged
+            assert.same({ calls = 1, retries = 2, failures = 0, budget_refused = 0 }, dike.stats(g))
+        end)
+
+        it("returns the last values when the next delay would pass max_elapsed", function()
+            local f, calls = busy(10)
+            local g = dike.retry{ delay = 1, max_elapsed = 0.5, retry_if_result = is_busy }(f)
+            assert.same({ nil, "busy" }, { dike.run(g) })
+            assert.equal(1, calls())
+            assert.same({}, asked)
+            assert.same({}, logs)
+        end)
+
+        it("shows the first value with tostring, or says when its __tostring fails", function()
+            local shown = setmetatable({}, { __tostring = function() return "<HTTP 503>" end })
+            local broken = setmetatable({}, { __tostring = function() error("no text") end })
+            local values = { shown, broken, "done" }
+            local i = 0
+            local g = dike.retry{ attempts = 3, retry_if_result = function(v) return v ~= "done" end }(function()
+                i = i + 1
+                return values[i]
+            end)
+            assert.equal("done", dike.run(g))
+            assert.equal("Caught result <HTTP 503>. Retrying in 0s ...", logs[1].message)
+            assert.matches("^Caught result <table> %(its __tostring failed: .*no text%)%. Retrying in 0s %.%.%.$",
+                           logs[2].message)
+        end)
+
+        it("errors are still retried as before, and their values go through it once returned", function()
+            local f, calls = flaky(1, "down")
+            local results = { false }
+            local g = dike.retry{ attempts = 3, retry_if_result = function(x)
+                results[#results + 1] = x
+                return false
+            end }(f)
+            assert.equal(7, dike.run(g, 7))
+            assert.equal(2, calls())
+            assert.same({ false, 7 }, results)
+            assert.matches("^Caught exception down%. Retrying in 0s %.%.%.", logs[1].message)
+        end)
+
+        it("a predicate that raises gives the caller its error, and nothing is retried", function()
+            local e = { "predicate broke" }
+            local f, calls = busy(5)
+            local g = dike.retry{ attempts = 5, retry_if_result = function() error(e) end }(f)
+            assert.equal(e, support.error_of(dike.run, g))
+            assert.equal(1, calls())
+            assert.same({ calls = 1, retries = 0, failures = 1, budget_refused = 0 }, dike.stats(g))
+        end)
+
+        it("needs a coroutine only to wait", function()
+            local g = dike.retry{ attempts = 2, retry_if_result = is_busy }((busy(1)))
+            assert.equal("dike.retry: must be called inside a coroutine (start one with dike.run or dike.spawn)",
+                         support.error_of(g))
+            local h = dike.retry{ attempts = 2, retry_if_result = is_busy }((busy(0)))
+            assert.equal("fine", h("fine"))
+        end)
+    end)
+
+    describe("delay_from", function()
+        local function failing(errs)
+            local i = 0
+            return function()
+                i = i + 1
+                if errs[i] ~= nil then error(errs[i], 0) end
+                return "ok"
+            end
+        end
+        local function retry_after(e) return type(e) == "table" and e.retry_after or nil end
+
+        it("a number replaces this retry's delay; nil keeps the computed one; backoff goes on", function()
+            local g = dike.retry{ delay = 1, backoff = 2, delay_from = retry_after }(
+                failing({ { retry_after = 5 }, "plain", { retry_after = 0.25 }, { retry_after = nil } }))
+            assert.equal("ok", dike.run(g))
+            assert.same({ 5, 2, 0.25, 8 }, asked)
+            assert.equal("Caught exception table: ", logs[1].message:match("^Caught exception table: "))
+            assert.matches("Retrying in 5s ...", logs[1].message, 1, true)
+            assert.matches("Retrying in 0.25s ...", logs[3].message, 1, true)
+        end)
+
+        it("is capped by max_delay (or the core's limit) and checked against max_elapsed", function()
+            dike.run(dike.retry{ delay = 1, max_delay = 10, delay_from = retry_after }(
+                failing({ { retry_after = 100 }, { retry_after = math.huge } })))
+            assert.same({ 10, 10 }, asked)
+            for i = #asked, 1, -1 do asked[i] = nil end
+            dike.run(dike.retry{ delay = 1, delay_from = retry_after }(failing({ { retry_after = math.huge } })))
+            assert.same({ require("dike.core").BACKOFF_MAX_DELAY }, asked)
+            for i = #asked, 1, -1 do asked[i] = nil end
+            local e = { retry_after = 30 }
+            local g = dike.retry{ delay = 0.01, max_elapsed = 10, delay_from = retry_after }(failing({ e }))
+            assert.equal(e, support.error_of(dike.run, g)) -- 30 s would pass max_elapsed: raised at once
+            assert.same({}, asked)
+        end)
+
+        it("0 still yields to the loop once", function()
+            dike.run(dike.retry{ delay = 5, delay_from = function() return 0 end }(failing({ "x" })))
+            assert.same({ 0 }, asked)
+        end)
+
+        it("gets the first value of a result that retry_if_result refuses", function()
+            local responses = { { status = 429, retry_after = 0.5 }, { status = 503 }, { status = 200 } }
+            local i = 0
+            local seen = {}
+            local g = dike.retry{ delay = 0.1, backoff = 3,
+                                  retry_if_result = function(r) return r.status ~= 200 end,
+                                  delay_from = function(r) seen[#seen + 1] = r.status return r.retry_after end }(
+                function() i = i + 1 return responses[i] end)
+            assert.equal(200, dike.run(g).status)
+            assert.same({ 429, 503 }, seen)
+            assert.same({ 0.5, 0.1 * 3 }, asked)
+        end)
+
+        it("with jitter, the delays after an override are those the schedule gave anyway", function()
+            local function delays(override)
+                for i = #asked, 1, -1 do asked[i] = nil end
+                local k = 0
+                dike.run(dike.retry{ attempts = 6, delay = 0.5, max_delay = 20, jitter = "decorrelated", seed = 7,
+                                     delay_from = function() k = k + 1 return k == 2 and override or nil end }(
+                    failing({ 1, 2, 3, 4, 5 })))
+                return { (table.unpack or unpack)(asked) } -- luacheck: ignore 143
+            end
+            local plain, pushed = delays(nil), delays(9)
+            assert.equal(5, #plain)
+            assert.equal(9, pushed[2])
+            pushed[2] = plain[2]
+            assert.same(plain, pushed)
+        end)
+
+        it("a value that is not a number >= 0 or nil is the caller's error; so is what it raises", function()
+            for _, v in ipairs({ -1, 0 / 0, "5", {}, true }) do
+                local g = dike.retry{ attempts = 3, delay_from = function() return v end }(failing({ "x" }))
+                local shown = type(v) == "table" and "a table" or (v ~= v and "nan")
+                    or (type(v) == "string" and '"5"') or tostring(v)
+                assert.equal("dike.retry: delay_from must return a number >= 0 or nil, got " .. shown,
+                             support.error_of(dike.run, g))
+                assert.same({ calls = 1, retries = 0, failures = 1, budget_refused = 0 }, dike.stats(g))
+            end
+            local e = { "delay_from broke" }
+            local g = dike.retry{ attempts = 3, delay_from = function() error(e) end }(failing({ "x" }))
+            assert.equal(e, support.error_of(dike.run, g))
+            assert.same({}, asked)
+        end)
+    end)
+
+    describe("budget", function()
+        local function always(err)
+            return function() error(err or "down", 0) end
+        end
+
+        it("a new budget is full; dike.stats gives tokens and refused", function()
+            local b = dike.retry_budget()
+            assert.same({ tokens = 10, refused = 0 }, dike.stats(b))
+            assert.same({ tokens = 4, refused = 0 }, dike.stats(dike.retry_budget{ max_tokens = 4 }))
+            assert.are_not.equal(dike.stats(b), dike.stats(b)) -- a fresh table each time
+            assert.equal("dike.retry_budget(tokens=10/10)", tostring(b))
+        end)
+
+        it("each retryable failure takes a token; retries stop at half, raising the last error unlogged", function()
+            local b = dike.retry_budget{ max_tokens = 4, token_ratio = 0.5 }
+            local g = dike.retry{ attempts = 10, budget = b }(always("down"))
+            -- 4 -> 3 (retry) -> 2 (not > 2: refused)
+            assert.equal("down", support.error_of(dike.run, g))
+            assert.same({ calls = 1, retries = 1, failures = 1, budget_refused = 1 }, dike.stats(g))
+            assert.same({ tokens = 2, refused = 1 }, dike.stats(b))
+            assert.equal(1, #logs)
+            -- now every failure is refused at once, and tokens go down to 0, never below
+            for _ = 1, 3 do assert.equal("down", support.error_of(dike.run, g)) end
+            assert.same({ tokens = 0, refused = 4 }, dike.stats(b))
+            assert.same({ calls = 4, retries = 1, failures = 4, budget_refused = 4 }, dike.stats(g))
+            assert.equal(1, #logs)
+        end)
+
+        it("successes refill it by token_ratio, up to max_tokens; wrappers share it", function()
+            local b = dike.retry_budget{ max_tokens = 4, token_ratio = 0.5 }
+            local bad = dike.retry{ attempts = 2, budget = b }(always())
+            local good = dike.retry{ budget = b }(function() return "ok" end)
+            for _ = 1, 4 do support.error_of(dike.run, bad) end
+            assert.equal(0, dike.stats(b).tokens)
+            for _ = 1, 5 do assert.equal("ok", dike.run(good)) end
+            assert.equal(2.5, dike.stats(b).tokens)
+            -- a failure now would leave 1.5, not above 2: refused
+            local f, calls = flaky(1)
+            assert.equal("failure 1", support.error_of(dike.run, dike.retry{ budget = b }(f), "back"))
+            assert.same({ tokens = 1.5, refused = 4 }, dike.stats(b))
+            -- at 3.5 a failure leaves 2.5: retried, and its success gives 0.5 back
+            for _ = 1, 4 do dike.run(good) end
+            local f2, calls2 = flaky(1)
+            assert.equal("back", dike.run(dike.retry{ budget = b }(f2), "back"))
+            assert.same({ 1, 2 }, { calls(), calls2() })
+            assert.same({ tokens = 3, refused = 4 }, dike.stats(b))
+            for _ = 1, 20 do dike.run(good) end
+            assert.equal(4, dike.stats(b).tokens)
+        end)
+
+        it("errors that are not retried take no token", function()
+            local b = dike.retry_budget{ max_tokens = 2 }
+            local g = dike.retry{ exception_types = "^retry", budget = b }(always("fatal"))
+            for _ = 1, 5 do assert.equal("fatal", support.error_of(dike.run, g)) end
+            assert.same({ tokens = 2, refused = 0 }, dike.stats(b))
+        end)
+
+        it("refused with retry_if_result: the last values are returned", function()
+            local b = dike.retry_budget{ max_tokens = 2, token_ratio = 1 }
+            local g = dike.retry{ budget = b, retry_if_result = function(v) return v == "busy" end }(
+                function() return "busy", 1 end)
+            assert.same({ "busy", 1 }, { dike.run(g) })
+            assert.same({ tokens = 1, refused = 1 }, dike.stats(b))
+            assert.same({ calls = 1, retries = 0, failures = 0, budget_refused = 1 }, dike.stats(g))
+            assert.same({}, logs)
+        end)
+
+        it("attempts and max_elapsed end a call before the budget is asked", function()
+            local b = dike.retry_budget{ max_tokens = 10 }
+            support.error_of(dike.run, dike.retry{ attempts = 1, budget = b }(always()))
+            support.error_of(dike.run, dike.retry{ delay = 5, max_elapsed = 1, budget = b }(always()))
+            assert.same({ tokens = 8, refused = 0 }, dike.stats(b))
+        end)
+
+        it("rejects bad options", function()
+            local bad = {
+                { dike.retry_budget, { max_tokens = 0 },
+                  "dike.retry_budget: max_tokens must be a finite number > 0, got 0" },
+                { dike.retry_budget, { max_tokens = math.huge }, "max_tokens must be a finite number > 0, got inf" },
+                { dike.retry_budget, { token_ratio = -1 }, "token_ratio must be a finite number > 0, got -1" },
+                { dike.retry_budget, { token_ratio = 0 / 0 }, "token_ratio must be a finite number > 0, got nan" },
+                { dike.retry_budget, { tokens = 3 }, "dike.retry_budget: unknown option \"tokens\"" },
+                { dike.retry_budget, 5, "dike.retry_budget: options must be a table, got 5" },
+                { dike.retry, { budget = {} }, "dike.retry: budget must be a dike.retry_budget, got a table" },
+                { dike.retry, { budget = 10 }, "dike.retry: budget must be a dike.retry_budget, got 10" },
+                { dike.retry, { retry_if_result = true }, "dike.retry: retry_if_result must be a function, got true" },
+                { dike.retry, { delay_from = 3 }, "dike.retry: delay_from must be a function, got 3" },
+            }
+            for _, case in ipairs(bad) do
+                local err = support.error_of(case[1], case[2])
+                assert.is_string(err, case[3])
+                assert.matches(case[3], err, 1, true)
+            end
+        end)
     end)
 
     it("blames the caller's line for a bad exception_types, alone or in a list", function()

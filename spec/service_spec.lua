@@ -171,6 +171,44 @@ describe("demo service", function()
         end)
     end)
 
+    it("limits each client's rate: 429 with Retry-After beyond it, other clients unaffected", function()
+        -- a request per 10 s per client, burst 2 (wide margins: this runs under valgrind too);
+        -- at most 3 clients limited one by one
+        with_service({ client_rate = 0.1, client_burst = 2, max_clients = 3 }, function(server, app)
+            local conn = assert(client.connect(HOST, server.port))
+            local function get(x, id)
+                local headers = id and { { "X-Client-Id", id } } or nil
+                conn:send(require("service.http").request("/predict?x=" .. x, HOST, headers))
+                return assert(conn:receive(5))
+            end
+            assert.is_true(predict_ok(get(1, "alice"), 1))
+            assert.is_true(predict_ok(get(2, "alice"), 2))
+            local r = get(3, "alice")
+            assert.are.equal(429, r.status)
+            local body = json.decode(r.body)
+            assert.are.same({ 429, "Too Many Requests", "Rate limit exceeded for client alice: 0.1 requests a second" },
+                            { body.status, body.title, body.detail })
+            assert.is_true(body.retry_after > 5 and body.retry_after <= 10, tostring(body.retry_after))
+            -- the header in whole seconds, rounded up
+            assert.are.equal(tostring(math.ceil(body.retry_after)), r.headers["retry-after"])
+            -- another client has its own budget; a request without the header is "anonymous"
+            assert.is_true(predict_ok(get(4, "bob"), 4))
+            assert.is_true(predict_ok(get(5), 5))
+            -- clients beyond max_clients (alice, bob, anonymous) share the "(others)" limiter
+            assert.is_true(predict_ok(get(6, "carol"), 6))
+            assert.is_true(predict_ok(get(7, "dave"), 7))
+            local shared = get(8, "erin")
+            assert.are.equal(429, shared.status)
+            assert.matches("for client %(others%)", json.decode(shared.body).detail)
+            conn:close()
+            local s = app.stats()
+            assert.are.same({ clients = 4, calls = 8, admitted = 6, rejected = 2, answered_429 = 2 },
+                            s.rate_limit)
+            assert.are.equal(2, s.server.responses["429"])
+            assert.are.equal(6, s.batch.calls) -- refused requests never reached the model
+        end)
+    end)
+
     it("retries injected model failures: every request still succeeds", function()
         with_service({ fail_rate = 0.3, attempts = 20, seed = 3 }, function(server, app)
             local calls = {}

@@ -192,7 +192,7 @@ function RateLimiter:acquire(cost) end
 --- Take `cost` units now if they are free; never waits.
 ---@param cost? number default 1
 ---@return boolean ok
----@return number? retry_after when not ok: seconds until they would be free
+---@return number retry_after 0 when ok, else the seconds until they would be free
 function RateLimiter:try(cost) end
 
 ---------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
---- Workload 7, max_concurrent_batches under the demo service's load: the demo service
+--- Workload 9, max_concurrent_batches under the demo service's load: the demo service
 -- (examples/service/, a process of its own) with its simulated model (2 ms + 20 us per row,
 -- one model call at a time: --model-slots 1) behind dike.batch{target_batch_size = 32,
 -- max_batch_size = 128, max_waiting_time = 0.002}, driven by wrk -t2 -c64 for N seconds;

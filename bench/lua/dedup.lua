@@ -1,4 +1,4 @@
---- Workload 8, dedup: N concurrent callers (dike tasks) each load one key, N keys drawn from
+--- Workload 10, dedup: N concurrent callers (dike tasks) each load one key, N keys drawn from
 -- 1,000 distinct ones (a Park-Miller sequence, the same in bench/node/dedup.mjs); target 100,
 -- max_waiting_time 0.01; the function returns its keys doubled.
 --   IMPL key    dike.batch{key = function(k) return k end}: equal keys in a batch sent once

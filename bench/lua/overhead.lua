@@ -1,4 +1,4 @@
---- Workloads 2, 3 and 7, the cost of a wrapper on a call that does not wait: N sequential
+--- Workloads 2, 3, 7 and 11, the cost of a wrapper on a call that does not wait: N sequential
 -- calls of a trivial function from one task (inside dike.run), summing the results.
 --   IMPL bare             f(i)
 --   IMPL pcall            pcall(f, i)
@@ -9,12 +9,16 @@
 -- and, for calls that wait once (w(i): dike.sleep(0), then i + 1), where a timeout matters:
 --   IMPL pcall_wait       pcall(w, i)
 --   IMPL timeout_wait     dike.timeout{seconds = 10}(w)(i)
+--   IMPL pcall_now        pcall(f, i) and one reading of dike.now(): the floor of a rate limiter,
+--                         which must read the clock on every call
+--   IMPL rate_limit       dike.rate_limit{rate = 1e12, burst = 1e12}(f)(i)   (every call admitted
+--                         at once: the clock reading, the core's reservation, the call)
 -- Each IMPL first runs N/10 untimed calls, so every variant is timed with warm traces.
 local common = require("lua.common")
 
 local impl, n = common.args("overhead.lua bare|pcall|limit_jobs|retry N")
 local dike = require("dike")
-local pcall = pcall
+local pcall, now = pcall, dike.now
 
 local function f(x) return x + 1 end
 local function w(x)
@@ -46,6 +50,15 @@ local loops = {
         end
         return acc
     end,
+    pcall_now = function(m)
+        local acc, t = 0, 0
+        for i = 1, m do
+            local _, v = pcall(f, i)
+            t = now()
+            acc = acc + v
+        end
+        return acc + t * 0
+    end,
 }
 
 local function wrapped_loop(g)
@@ -63,6 +76,7 @@ local makers = {
     circuit_breaker = function() return dike.circuit_breaker{}(f) end,
     timeout = function() return dike.timeout{ seconds = 10 }(f) end,
     timeout_wait = function() return dike.timeout{ seconds = 10 }(w) end,
+    rate_limit = function() return dike.rate_limit{ rate = 1e12, burst = 1e12 }(f) end,
 }
 if makers[impl] then loops[impl] = wrapped_loop(makers[impl]()) end
 

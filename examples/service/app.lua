@@ -1,5 +1,8 @@
 --- The demo service's application: GET /predict?x=N batched into a simulated model.
 --
+--   rate_limit per client               with client_rate > 0: each client (its X-Client-Id
+--                                       header) gets client_rate requests a second (burst
+--                                       client_burst); beyond: 429 with a Retry-After header
 --   limit_jobs{limit, queue}            sheds load: TooManyCalls -> 503 with a JSON body
 --     batch{target_batch_size, ...}     collects concurrent requests into one model call
 --       retry{attempts, delay, ...}     retries the model's injected failures
@@ -22,7 +25,7 @@ local json = require("service.json")
 local metrics = require("service.metrics")
 local server_mod = require("service.server")
 
-local tonumber, tostring, pairs, format, huge = tonumber, tostring, pairs, string.format, math.huge
+local tonumber, tostring, pairs, format, huge, ceil = tonumber, tostring, pairs, string.format, math.huge, math.ceil
 
 local M = {}
 
@@ -40,6 +43,9 @@ M.DEFAULTS = {
     fail_rate = 0,       -- probability that a model call fails (injected)
     attempts = 5,        -- retry attempts per model call
     retry_delay = 0.001, -- first retry delay (s), doubling
+    client_rate = 0,     -- requests a second per client (X-Client-Id); 0: no limit
+    client_burst = 0,    -- a client's burst; 0: max(1, floor(client_rate))
+    max_clients = 1024,  -- clients limited one by one; the rest share one limiter
     seed = 1,
     breaker = false,     -- a circuit breaker in front of the model
     open_for = 1,        -- its open_for (s)
@@ -123,6 +129,25 @@ function M.new(opts)
     end
     local predict = dike.limit_jobs{ limit = o.limit, queue = o.queue, name = "predict" }(predict_one)
 
+    -- One rate limiter per client, made on its first request. Clients beyond max_clients share
+    -- one more limiter, so a flood of made-up client ids cannot grow memory without bound.
+    local clients, nclients, limited = {}, 0, 0
+    local OTHERS = "(others)"
+    local function limiter_of(id)
+        local rl = clients[id]
+        if rl then return rl, id end
+        if nclients >= o.max_clients then
+            id = OTHERS
+            rl = clients[id]
+            if rl then return rl, id end
+        end
+        rl = dike.rate_limit{ rate = o.client_rate, burst = o.client_burst > 0 and o.client_burst or nil,
+                              name = "client " .. id }
+        clients[id] = rl
+        nclients = nclients + 1
+        return rl, id
+    end
+
     local app = { options = o }
 
     function app.stats()
@@ -139,6 +164,7 @@ function M.new(opts)
             circuit_breaker = breaker and dike.stats(breaker) or nil,
             timeout = bounded and dike.stats(bounded) or nil,
             outage = o.outage_for > 0 and outage or nil,
+            rate_limit = o.client_rate > 0 and app.rate_stats() or nil,
             lua = { heap_kib = collectgarbage("count") }, -- this process's Lua heap
             batch_sizes = hist,
         }
@@ -157,6 +183,7 @@ function M.new(opts)
             layers[#layers + 1] = { tool = "circuit_breaker", name = "model", stats = s.circuit_breaker }
         end
         if s.timeout then layers[#layers + 1] = { tool = "timeout", name = "model", stats = s.timeout } end
+        if s.rate_limit then layers[#layers + 1] = { tool = "rate_limit", name = "clients", stats = s.rate_limit } end
         local responses = {}
         local codes = {}
         for code in pairs(s.server and s.server.responses or {}) do codes[#codes + 1] = code end
@@ -173,7 +200,34 @@ function M.new(opts)
         })
     end
 
+    --- The clients' limiters summed: clients, calls, admitted, rejected (and 429s answered).
+    function app.rate_stats()
+        local sum = { clients = nclients, calls = 0, admitted = 0, rejected = 0, answered_429 = limited }
+        for _, rl in pairs(clients) do
+            local s = dike.stats(rl)
+            sum.calls, sum.admitted, sum.rejected = sum.calls + s.calls, sum.admitted + s.admitted,
+                sum.rejected + s.rejected
+        end
+        return sum
+    end
+
+    -- 429 Too Many Requests when the client has no turn free now (limiter:try never waits);
+    -- Retry-After in whole seconds (HTTP's unit), the exact figure in the body.
+    local function rate_limited(req)
+        local rl, id = limiter_of(req.headers and req.headers["x-client-id"] or "anonymous")
+        local ok, retry_after = rl:try()
+        if ok then return nil end
+        limited = limited + 1
+        return 429, { JSON[1], { "Retry-After", tostring(ceil(retry_after)) } }, json.encode({
+            status = 429, title = "Too Many Requests", retry_after = retry_after,
+            detail = "Rate limit exceeded for client " .. id .. ": " .. o.client_rate .. " requests a second" })
+    end
+
     local function get_predict(req)
+        if o.client_rate > 0 then
+            local status, headers, body = rate_limited(req)
+            if status then return status, headers, body end
+        end
         local x = req.query.x
         if x == nil then return json_reply(400, { error = "missing query parameter x" }) end
         if #x > 32 or not (x:find(NUMBER) or x:find(EXPONENT)) then

@@ -256,6 +256,11 @@ function M.report_lines(figures, stats, duration)
     add("model        %d calls for %d rows: %d batches (mean %.1f rows); %d retries, %d requests failed",
         m.calls or 0, m.rows or 0, batches, batches > 0 and (m.rows or 0) / batches or 0,
         rt.retries or 0, rt.failures or 0)
+    local rl = s.rate_limit
+    if rl then
+        add("rate limit   %d clients: %d requests admitted, %d refused (429 x %d, each with Retry-After)",
+            rl.clients or 0, rl.admitted or 0, rl.rejected or 0, counts["429"] or 0)
+    end
     for i, line in ipairs(M.histogram(s.batch_sizes or {})) do
         lines[#lines + 1] = (i == 1 and "   batch sizes  " or "                ") .. line
     end

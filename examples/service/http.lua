@@ -20,7 +20,7 @@ local M = {}
 M.REASONS = {
     [200] = "OK", [400] = "Bad Request", [404] = "Not Found", [405] = "Method Not Allowed",
     [408] = "Request Timeout", [413] = "Content Too Large", [414] = "URI Too Long",
-    [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
+    [429] = "Too Many Requests", [431] = "Request Header Fields Too Large", [500] = "Internal Server Error",
     [501] = "Not Implemented", [502] = "Bad Gateway", [503] = "Service Unavailable",
     [505] = "HTTP Version Not Supported",
 }

@@ -14,6 +14,8 @@
 --   --outage-start S --outage-for S                 every model call fails for a while
 --   --breaker --open-for S                          dike.circuit_breaker in front of the model
 --   --timeout S                                     dike.timeout on each model attempt
+--   --client-rate R --client-burst N --max-clients N  dike.rate_limit per client (X-Client-Id
+--                                                   header): 429 with Retry-After beyond R/s
 --   --seed N --duration S --quiet
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 assert(loadfile(here .. "paths.lua"))(here)
@@ -26,14 +28,16 @@ local json = require("service.json")
 local USAGE = "usage: main.lua [--port N] [--no-batch] [--batch-size N] [--max-batch N] [--max-wait S]"
     .. " [--max-concurrent-batches N] [--overhead S] [--per-row S] [--model-slots N] [--limit N] [--queue N]"
     .. " [--fail-rate P] [--attempts N] [--retry-delay S] [--outage-start S] [--outage-for S] [--breaker]"
-    .. " [--open-for S] [--timeout S] [--seed N] [--duration S] [--quiet]"
+    .. " [--open-for S] [--timeout S] [--client-rate R] [--client-burst N] [--max-clients N] [--seed N]"
+    .. " [--duration S] [--quiet]"
 
 local FLAGS = { ["batch-size"] = "batch_size", ["max-batch"] = "max_batch", ["max-wait"] = "max_wait",
                 ["max-concurrent-batches"] = "max_concurrent",
                 overhead = "overhead", ["per-row"] = "per_row", ["model-slots"] = "model_slots",
                 limit = "limit", queue = "queue", ["fail-rate"] = "fail_rate", attempts = "attempts",
                 ["retry-delay"] = "retry_delay", seed = "seed", ["outage-start"] = "outage_start",
-                ["outage-for"] = "outage_for", ["open-for"] = "open_for", timeout = "timeout" }
+                ["outage-for"] = "outage_for", ["open-for"] = "open_for", timeout = "timeout",
+                ["client-rate"] = "client_rate", ["client-burst"] = "client_burst", ["max-clients"] = "max_clients" }
 
 local function die(msg)
     io.stderr:write("main.lua: ", msg, "\n", USAGE, "\n")
@@ -81,8 +85,9 @@ local ok, err = pcall(dike.run, function()
     local server, app = service.start(port, opts)
     if not server then error("cannot listen on 127.0.0.1:" .. port .. ": " .. tostring(app), 0) end
     local o = app.options
-    print(("listening on http://127.0.0.1:%d pid %d (batching %s, limit %s, fail rate %g)"):format(
-        server.port, uv.os_getpid(), o.batch and "on" or "off", tostring(o.limit), o.fail_rate))
+    print(("listening on http://127.0.0.1:%d pid %d (batching %s, limit %s, fail rate %g, client rate %s)")
+        :format(server.port, uv.os_getpid(), o.batch and "on" or "off", tostring(o.limit), o.fail_rate,
+                 o.client_rate > 0 and (o.client_rate .. "/s") or "off"))
     local why = dike.wrap(function(cb)
         stop = cb
         if duration then

@@ -1,7 +1,9 @@
 -- wrk script for the demo service (examples/service/load.lua runs it):
 --   wrk -t2 -c64 -d5s --latency -s examples/service/wrk_predict.lua http://127.0.0.1:PORT
--- Each request asks GET /predict?x=N with N varying per thread and request; each response
--- is counted by status, and a 200 whose body is not {"x":N,"y":2N+1} counts as wrong.
+-- Each request asks GET /predict?x=N with N varying per thread and request, as one of 8
+-- clients per thread (an X-Client-Id header, for the service's per-client rate limit); each
+-- response is counted by status, and a 200 whose body is not {"x":N,"y":2N+1}, or a 429
+-- without a Retry-After header, counts as wrong.
 -- done() prints one machine-readable line per figure ("dike-wrk <key> <value>").
 -- wrk runs one Lua state per thread; setup() and done() run in the main one, which reads
 -- each thread's globals `statuses` and `wrong` with thread:get, so they are globals.
@@ -21,16 +23,23 @@ function init()
     wrong = 0
 end
 
+local CLIENTS = 8
+local headers = {}
+
 function request()
     counter = counter + 1
-    return wrk.format("GET", "/predict?x=" .. (id * 100000 + counter % 100000))
+    headers["X-Client-Id"] = "t" .. id .. "-" .. counter % CLIENTS
+    return wrk.format("GET", "/predict?x=" .. (id * 100000 + counter % 100000), headers)
 end
 
-function response(status, _, body)
+function response(status, response_headers, body)
     statuses[status] = (statuses[status] or 0) + 1
     if status == 200 then
         local x, y = body:match('^{"x":(%-?%d+),"y":(%-?%d+)}$')
         if not x or tonumber(y) ~= 2 * tonumber(x) + 1 then wrong = wrong + 1 end
+    elseif status == 429 then
+        local after = tonumber(response_headers["Retry-After"])
+        if not after or after < 1 or after % 1 ~= 0 then wrong = wrong + 1 end
     end
 end
 

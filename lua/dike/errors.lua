@@ -41,6 +41,16 @@ M.CancelledError = class("dike.CancelledError")
 ---@field message string
 ---@field retry_after number seconds until the breaker lets a call through (math.huge: isolated)
 M.CircuitOpen = class("dike.CircuitOpen")
+---@class dike.RateLimited
+---@field message string
+---@field retry_after number seconds until a call of the same cost would be admitted at once
+M.RateLimited = class("dike.RateLimited")
+--- Make a RateLimited error.
+---@param message string
+---@param retry_after number
+function M.RateLimited.new(message, retry_after)
+    return setmetatable({ message = message, retry_after = retry_after }, M.RateLimited)
+end
 
 ---------------------------------------------------------------- describing any value
 

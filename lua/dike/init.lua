@@ -12,6 +12,8 @@ local array = require("dike.array")
 local circuit_breaker = require("dike.circuit_breaker")
 local events = require("dike.events")
 local timeout = require("dike.timeout")
+local rate_limit = require("dike.rate_limit")
+local retry_budget = require("dike.retry_budget")
 
 local dike = {
     _VERSION = "dike scm",
@@ -32,6 +34,9 @@ local dike = {
     CircuitOpen = errors.CircuitOpen,
     on_event = events.on_event,
     timeout = timeout.timeout,
+    rate_limit = rate_limit.rate_limit,
+    RateLimited = errors.RateLimited,
+    retry_budget = retry_budget.retry_budget,
 }
 
 -- spawn, run, sleep and now are the runtime's own functions, bound again by every

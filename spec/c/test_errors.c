@@ -42,9 +42,11 @@ TEST(known_values_are_stable) {
   CHECK_INT(DIKE_EINDEX, -5);
   CHECK_INT(DIKE_EMISMATCH, -6);
   CHECK_INT(DIKE_EFULL, -7);
+  CHECK_INT(DIKE_ELIMITED, -8);
   CHECK_STR(dike_strerror(DIKE_EINVAL), "invalid argument");
   CHECK_STR(dike_strerror(DIKE_ENOMEM), "out of memory");
   CHECK_STR(dike_strerror(DIKE_EFULL), "no room for the rows");
+  CHECK_STR(dike_strerror(DIKE_ELIMITED), "rate limit exceeded: try again later");
 }
 
 TEST(zero_and_unknown_codes) {

@@ -1,5 +1,6 @@
---- The stress run: dike.batch, dike.limit_jobs and dike.retry under many concurrent callers
--- with injected faults, in rounds (spec/stress/{batch,limit_jobs,retry}.lua). After every round:
+--- The stress run: dike.batch, dike.limit_jobs, dike.retry and dike.rate_limit under many
+-- concurrent callers with injected faults, in rounds (spec/stress/{batch,limit_jobs,retry,
+-- rate_limit}.lua). After every round:
 -- every call got exactly its outcome, dike.stats' gauges are back to 0 and its counters match,
 -- no dike timer, task or luv handle is left, and the previous round's wrappers were collected.
 -- At the end: memory (Lua heap after a full collection, and RSS) is flat across rounds.
@@ -9,10 +10,10 @@
 -- --sanitized (the ASan build's suites): RSS and the C heap are not checked, only the Lua heap.
 -- ASan's quarantine and shadow memory make RSS swing by tens of MB, and its malloc does not
 -- report to mallinfo2; its own checks stand in for them there.
--- The short run (the default: ctest's stress.* suites in make test) makes 270,000 calls from
+-- The short run (the default: ctest's stress.* suites in make test) makes 330,000 calls from
 -- 2,000 concurrent tasks in 3 rounds per scenario; --full (make stress) 1,000,000 batch calls,
--- 500,000 limit_jobs calls and 300,000 retry calls from 10,000 concurrent tasks, in 10 rounds
--- each. Prints the figures of every round and ends with "N passed, N failed". Paths: lua/ and
+-- 500,000 limit_jobs calls, 300,000 retry calls and 500,000 rate_limit calls from 10,000
+-- concurrent tasks, in 10 rounds each. Prints the figures of every round and ends with "N passed, N failed". Paths: lua/ and
 -- the build dir must be on LUA_PATH / LUA_CPATH (ctest and make stress set them), run from the
 -- repository root.
 local dike = require("dike")
@@ -20,7 +21,7 @@ local harness = require("spec.stress.harness")
 
 local format, clock = string.format, os.clock
 
-local SCENARIOS = { "batch", "limit_jobs", "retry" }
+local SCENARIOS = { "batch", "limit_jobs", "retry", "rate_limit" }
 local JITTERS = { "full", "equal", "decorrelated" }
 
 
@@ -31,12 +32,14 @@ local PRESETS = {
         batch = { tasks = 2000, calls = 25 },
         limit_jobs = { tasks = 2000, calls = 10, limit = 64, queue = 1024, queue_timeout = 0.01 },
         retry = { tasks = 2000, calls = 10 },
+        rate_limit = { tasks = 2000, calls = 10, rate = 100000 },
     },
     full = {
         rounds = 10,
         batch = { tasks = 10000, calls = 10 },
         limit_jobs = { tasks = 10000, calls = 5, limit = 256, queue = 4096, queue_timeout = 0.05 },
         retry = { tasks = 10000, calls = 3 },
+        rate_limit = { tasks = 10000, calls = 5, rate = 200000 },
     },
 }
 local COMMON = {
@@ -45,6 +48,7 @@ local COMMON = {
                         { target = 8, max_batch_size = 8 } } },
     limit_jobs = { cancel_pct = 5 },
     retry = { cancel_pct = 5, delay = 0.0005, max_delay = 0.002 },
+    rate_limit = { cancel_pct = 5, burst = 64, max_wait = 0.005 },
 }
 
 -- How much memory may grow across a scenario's rounds. The Lua heap (after a full collection)
