@@ -4,6 +4,7 @@
 local dike = require("dike")
 local support = require("spec.support")
 local redis_server = require("spec.redis_server")
+local defer = require("spec.defer")(function(fn) finally(fn) end)
 local client_luv = require("dike.store.client_luv")
 local uv = require("luv")
 
@@ -16,7 +17,7 @@ local server
 -- nothing is left open), and the server's data is dropped.
 local function store(extra)
     local s = dike.store.redis(server:store_options(extra or { timeout = TIMEOUT }))
-    finally(function() s:close(); server:cli("FLUSHALL") end)
+    defer(function() s:close(); server:cli("FLUSHALL") end)
     return s
 end
 
@@ -24,7 +25,7 @@ local function client(cfg)
     cfg.timeout = cfg.timeout or TIMEOUT
     cfg.label = cfg.label or "test"
     local c = client_luv.new(cfg)
-    finally(function() c:close(); server:cli("FLUSHALL") end)
+    defer(function() c:close(); server:cli("FLUSHALL") end)
     return c
 end
 

@@ -83,7 +83,7 @@ describe("dike.store.resp.parse", function()
         { ":123456789012345678901\r\n", "bad integer" },
     }
     for _, case in ipairs(bad) do
-        it(("refuses %q with a protocol error"):format(case[1]), function()
+        it(("refuses %s with a protocol error"):format(case[1]:gsub("\r", "\\r"):gsub("\n", "\\n")), function()
             local ok, err = pcall(resp.parse, case[1])
             assert.is_false(ok)
             assert.is_string(err)

@@ -53,8 +53,9 @@ local function renew_arm(S)
     if not S.renew_timer then S.renew_timer = rt.timer(S.lease / 3, renew_tick, S) end
 end
 
-local function renew_done(S, lost)
-    if lost == nil then S.store_errors = S.store_errors + 1 end
+-- A renewal or a release failed (the store keeps the release for when it is back).
+local function store_failed(S, res)
+    if res == nil then S.store_errors = S.store_errors + 1 end
 end
 
 renew_tick = function(S)
@@ -72,7 +73,7 @@ renew_tick = function(S)
             holders[id] = now
         end
     end
-    if n > 0 then S.J:renew(ids, n, renew_done, S) end
+    if n > 0 then S.J:renew(ids, n, store_failed, S) end
     renew_arm(S)
 end
 
@@ -180,7 +181,7 @@ local function granted(batch, g)
         if e.idx then
             hand(S, e, e.id)
         else
-            S.J:release(e.id) -- it left (cancelled, timed out) while the answer was on its way
+            S.J:release(e.id, store_failed, S) -- it left (cancelled, timed out) while the answer came
         end
     end
     if S.again then
@@ -212,13 +213,13 @@ grant_round = function(S, release_id)
         end
     end
     if n == 0 then
-        if release_id ~= "" then S.J:release(release_id) end
+        if release_id ~= "" then S.J:release(release_id, store_failed, S) end
         return
     end
     S.granting = true
     if not S.J:grant(release_id, ids, n, granted, batch) then
         S.granting = false
-        if release_id ~= "" then S.J:release(release_id) end -- kept for when the store is back
+        if release_id ~= "" then S.J:release(release_id, store_failed, S) end -- kept for later
         policy_queue(S)
     end
 end
@@ -252,7 +253,7 @@ local function release_slot(S, got)
     if S.queued > 0 and not S.granting and S.store:available() then
         grant_round(S, got)
     else
-        S.J:release(got)
+        S.J:release(got, store_failed, S)
         if S.queued > 0 then
             if S.granting then S.again = true
             elseif not S.store:available() then policy_queue(S) end
@@ -334,7 +335,7 @@ local function call(S, fn, ...)
     end
     local store = S.store
     if not store:available() then return fallback(S, rt.current_waiter(), fn, ...) end
-    if S.queued > 0 or S.running + S.acquiring >= S.limit then
+    if S.queued > 0 or S.running >= S.limit then
         -- no slot can be free for this call: no round trip
         if S.queued >= S.queue_max then return reject(S) end
         return finish(S, wait_in_queue(S, rt.waiter(FNAME), nil), pcall(fn, ...))

@@ -167,8 +167,10 @@ function Store:failed(message)
     if self.down or self.closed then return end
     self.down, self.down_since = true, rt.now()
     self.outages = self.outages + 1
-    log.log("warning", format("%s: %s; limiters and breakers sharing it use their on_failure policy"
-        .. " until it answers again", self.label, tostring(message)))
+    message = tostring(message)
+    if sub(message, 1, #self.label) ~= self.label then message = self.label .. ": " .. message end
+    log.log("warning", message .. "; limiters and breakers sharing it use their on_failure policy until it"
+        .. " answers again")
     self.probe_timer = rt.timer(RECHECK, probe, self)
 end
 
@@ -320,7 +322,10 @@ function Jobs:acquire(id, queue, fname)
 end
 
 local function grant_done(req, res, err)
-    if res == nil then return req.cb(req.a, nil, err) end
+    if res == nil then
+        if req.release_id ~= "" then req.J.store:orphan(req.J.h, req.release_id) end
+        return req.cb(req.a, nil, err)
+    end
     return req.cb(req.a, tonumber(res[1]) or 0)
 end
 
@@ -331,18 +336,22 @@ end
 function Jobs:grant(release_id, ids, n, cb, a)
     local list = jobs_list(self, self.wait_ms, release_id, ids[1])
     for i = 2, n do list[11 + i] = ids[i] end
-    return self.store:eval_async("jobs", list, 11 + n, grant_done, { cb = cb, a = a })
+    return self.store:eval_async("jobs", list, 11 + n, grant_done,
+        { cb = cb, a = a, J = self, release_id = release_id })
 end
 
-local function release_done(o, res)
-    if res == nil then o.J.store:orphan(o.J.h, o.id) end
+local function release_done(o, res, err)
+    if res == nil then
+        o.J.store:orphan(o.J.h, o.id)
+        if o.cb then o.cb(o.a, nil, err) end
+    end
 end
 
 --- Release the slot of `id` (without waiting). When the store is down, or the release fails,
---- it is sent once the store answers again.
-function Jobs:release(id)
+--- it is sent once the store answers again; a failure (not "down") calls on_error(a, nil, err).
+function Jobs:release(id, on_error, a)
     local store = self.store
-    if not store:send({ "ZREM", self.h, id }, 3, release_done, { J = self, id = id }) then
+    if not store:send({ "ZREM", self.h, id }, 3, release_done, { J = self, id = id, cb = on_error, a = a }) then
         store:orphan(self.h, id)
     end
 end
