@@ -141,7 +141,7 @@ local function hand(S, e, got)
 end
 
 local function unwait(S, id)
-    if id then S.J:unwait({ id }, 1) end
+    if id then S.J:unwait({ id }, 1, store_failed, S) end
 end
 
 -- The store failed or is down while callers wait: they get what the policy says.
@@ -342,8 +342,9 @@ local function call(S, fn, ...)
     end
     local w = rt.waiter(FNAME)
     local id = store:new_id()
+    local queue = S.queue_max > S.queued -- if no slot is free, wait as a registered waiter
     S.acquiring = S.acquiring + 1
-    local ok, got, _, kind = pcall(S.J.acquire, S.J, id, S.queue_max > S.queued, FNAME)
+    local ok, got, _, kind = pcall(S.J.acquire, S.J, id, queue, FNAME)
     S.acquiring = S.acquiring - 1
     if not ok then error(got, 0) end -- cancelled while the store answered
     if got == nil then
@@ -355,6 +356,7 @@ local function call(S, fn, ...)
         hold(S, id)
         return finish(S, id, pcall(fn, ...))
     end
+    if not queue then return reject(S) end
     return finish(S, wait_in_queue(S, w, id), pcall(fn, ...))
 end
 

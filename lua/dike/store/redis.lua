@@ -364,11 +364,12 @@ function Jobs:renew(ids, n, cb, a)
     return self.store:eval_async("renew", list, 5 + n, cb, a)
 end
 
---- ids[1..n] wait no longer (cancelled, timed out); without waiting.
-function Jobs:unwait(ids, n)
+--- ids[1..n] wait no longer (cancelled, timed out); without waiting. cb(a, n | nil, err)
+--- (cb may be nil). False when down (their places expire on their own).
+function Jobs:unwait(ids, n, cb, a)
     local list = { false, false, 2, self.w, self.x }
     for i = 1, n do list[5 + i] = ids[i] end
-    return self.store:eval_async("unwait", list, 5 + n, nil, nil)
+    return self.store:eval_async("unwait", list, 5 + n, cb, a)
 end
 
 --- Holders and waiters now, across processes (waits, in a coroutine): holders, waiters or
