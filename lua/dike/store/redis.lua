@@ -42,22 +42,17 @@ M.Store = Store
 
 local instances = 0
 
--- A prefix for holder ids unique to this process (host, pid, time) and store.
-local function id_prefix()
-    instances = instances + 1
-    local host, pid = "?", 0
+-- This process's pid (an nginx worker's inside nginx) and host name.
+local function whoami()
     local ngx = rawget(_G, "ngx")
     if type(ngx) == "table" and ngx.worker and ngx.worker.pid then
-        pid = ngx.worker.pid()
-        host = "ngx"
-    else
-        local ok, uv = pcall(function() return require("dike.runtime.luv").find_uv() end)
-        if ok and uv then
-            pid = uv.os_getpid and uv.os_getpid() or 0
-            host = uv.os_gethostname and uv.os_gethostname() or "?"
-        end
+        return ngx.worker.pid, "ngx"
     end
-    return format("%s:%d:%x:%d:", host, pid, floor(rt.now() * 1e6) % 0x7fffffff, instances)
+    local ok, uv = pcall(function() return require("dike.runtime.luv").find_uv() end)
+    if ok and uv and uv.os_getpid then
+        return uv.os_getpid, uv.os_gethostname and uv.os_gethostname() or "?"
+    end
+    return function() return 0 end, "?"
 end
 
 local function in_nginx()
@@ -95,7 +90,9 @@ function M.new(opts)
                   db = options.count(FNAME, opts, "db", 0, false, 0), timeout = self.timeout,
                   label = self.label }
     self.client = (in_nginx() and require("dike.store.client_ngx") or require("dike.store.client_luv")).new(cfg)
-    self.id_prefix = id_prefix()
+    instances = instances + 1
+    self.instance = instances
+    self.getpid, self.host = whoami()
     for name, body in pairs(scripts) do
         self.scripts[name] = { name = name, body = body, sha = nil, loading = false }
     end
@@ -115,8 +112,15 @@ function Store:available()
     return not self.down
 end
 
---- A new holder id, unique across processes.
+--- A new holder id, unique across processes and hosts: host, pid, a time and this store's
+--- number make the prefix. It is made again when the pid changes: a store made before a fork
+--- (nginx's init_by_lua runs in the master) must not give every worker the same ids.
 function Store:new_id()
+    local pid = self.getpid()
+    if pid ~= self.pid then
+        self.pid, self.seq = pid, 0
+        self.id_prefix = format("%s:%d:%x:%d:", self.host, pid, floor(rt.now() * 1e6) % 0x7fffffff, self.instance)
+    end
     local seq = self.seq + 1
     self.seq = seq
     return self.id_prefix .. seq
