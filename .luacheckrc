@@ -26,3 +26,4 @@ files["spec"] = { std = "+busted", read_globals = hosts }
 
 -- Code that runs inside nginx sets ngx.status and ngx.header.*.
 files["spec/ngx"] = { globals = { "ngx" } }
+files["spec/ngx_store"] = { globals = { "ngx" } }

@@ -226,7 +226,8 @@ describe("dike.limit_jobs with a store", function()
     it("must be called inside a coroutine when it asks the store", function()
         local s = store()
         local f = dike.limit_jobs{ limit = 1, name = "co", store = s }(function() end)
-        assert.has_error(f, "dike.limit_jobs: must be called inside a coroutine (start one with dike.run or dike.spawn)")
+        assert.has_error(f,
+            "dike.limit_jobs: must be called inside a coroutine (start one with dike.run or dike.spawn)")
     end)
 end)
 
@@ -258,7 +259,7 @@ describe("dike.limit_jobs with a store that fails", function()
         return ran, rejected
     end
 
-    it('on_failure = "local": a process-local limiter with the same options, until the store is back', function()
+    it('on_failure = "local": a process-local limiter with the same options until the store is back', function()
         local r, st, logs, s, f = outage("local")
         assert.same({ 2, 2 }, { outcomes(r) })
         assert.equal(4, st.store_errors) -- each asked before any answer came back

@@ -42,7 +42,7 @@ describe("dike.store.algorithms gcra", function()
         assert.equal(tat3, new_tat)
         assert.near(0.3, wait, 1e-9)
         -- max_wait < 0: no bound
-        ok, new_tat, wait = A.gcra(tat3, 0, T, burst, 1, -1)
+        ok, _, wait = A.gcra(tat3, 0, T, burst, 1, -1)
         assert.is_true(ok)
         assert.near(0.3, wait, 1e-9)
     end)
@@ -91,7 +91,7 @@ describe("dike.store.algorithms circuit breaker", function()
 
     it("counts the last `window` calls only", function()
         local st = fresh()
-        for i = 1, 3 do A.cb_record(st, i, conf, true, false, false) end -- would open at the 4th...
+        for t = 1, 3 do A.cb_record(st, t, conf, true, false, false) end -- would open at the 4th...
         -- ... but first: successes push the failures out
         local c = { failure_rate = 0.5, minimum_calls = 4, window = 3, open_for = 10, open_backoff = 1,
                     half_open_calls = 1 }
@@ -109,7 +109,7 @@ describe("dike.store.algorithms circuit breaker", function()
 
     it("rejects while open, with retry_after, and turns half-open after open_for", function()
         local st = fresh()
-        for i = 1, 4 do A.cb_record(st, 0, conf, true, false, false) end
+        for _ = 1, 4 do A.cb_record(st, 0, conf, true, false, false) end
         assert.equal("open", st.state)
         local allowed, retry_after, changed = A.cb_admit(st, 4, conf)
         assert.is_false(allowed)

@@ -32,6 +32,11 @@ function M.init(redis_path, n)
     local rd = dike.store.redis{ path = redis_path, timeout = 1, lease = 5 }
     limited.sd = dike.limit_jobs{ limit = limit, name = "sd", store = sd }(body("sd"))
     limited.rd = dike.limit_jobs{ limit = limit, name = "rd", store = rd }(body("rd"))
+    -- the same with a queue per worker: waiters poll their store for freed slots
+    limited.sdq = dike.limit_jobs{ limit = limit, queue = 100, queue_timeout = 10, name = "sdq",
+                                   store = sd }(body("sdq"))
+    limited.rdq = dike.limit_jobs{ limit = limit, queue = 100, queue_timeout = 10, name = "rdq",
+                                   store = rd }(body("rdq"))
     -- 200 per second, burst 10, across the workers
     rates.sd = sd:rate("rate")
     rates.rd = rd:rate("rate")

@@ -5,7 +5,8 @@
 -- workers (spec/ngx_store/nginx.conf.in, loopback only), then checks:
 --   the stores inside a request (GET /selftest: shared dict, Redis on lua-resty-redis);
 --   2,000 concurrent requests through one limit_jobs{limit = 10} shared by the four workers,
---   once through the shared-dict store and once through Redis: every answer is 200 or 503,
+--   through the shared-dict store and through Redis, without a queue and with one (100 per
+--   worker, whose callers poll the store for freed slots): every answer is 200 or 503,
 --   at most 10 requests hold a slot at once across the workers (each counts itself in a
 --   shared dict while it holds one), several workers served, nothing is left running;
 --   a shared rate (200/s, burst 10) hit from 50 connections for 2 s, per store: the requests
@@ -180,7 +181,8 @@ local function concurrent(port, kind, n)
     local r = dike.gather(items)
     for i = 1, n do statuses[r[i]] = (statuses[r[i]] or 0) + 1 end
     local ok200, busy = statuses[200] or 0, statuses[503] or 0
-    local what = ("%s: %d concurrent requests"):format(kind == "sd" and "shared dict" or "redis", n)
+    local what = ("%s: %d concurrent requests"):format(
+        ({ sd = "shared dict", rd = "redis", sdq = "shared dict, queue 100", rdq = "redis, queue 100" })[kind], n)
     check(ok200 + busy == n, what .. " each answered 200 or 503",
         ("200: %d, 503: %d, other: %d"):format(ok200, busy, n - ok200 - busy))
     local st = stats(port)
@@ -192,12 +194,14 @@ local function concurrent(port, kind, n)
             served = served + v
         end
     end
-    print(("#   %s: 200 x %d, 503 x %d; at most %d at once; %d workers served"):format(kind, ok200, busy, most, workers))
+    print(("#   %s: 200 x %d, 503 x %d; at most %d at once; %d workers served"):format(
+        kind, ok200, busy, most, workers))
     check(most <= LIMIT and most >= 2, what .. (": at most %d hold a slot at once across the workers"):format(LIMIT),
         "at once " .. most)
     check(workers >= 2, what .. ": several workers served", workers)
     check(served == ok200 and (st[kind .. ":rejected"] or 0) == busy and st[kind .. ":errors"] == nil,
-        what .. ": the workers' counts agree", ("served %d, rejected %s"):format(served, tostring(st[kind .. ":rejected"])))
+        what .. ": the workers' counts agree",
+        ("served %d, rejected %s"):format(served, tostring(st[kind .. ":rejected"])))
     check((st[kind .. ":active"] or 0) == 0, what .. ": nothing left running")
 end
 
@@ -227,7 +231,8 @@ local function rate(port, kind)
     print(("#   %s rate: %d admitted over %.2f s, want %.1f"):format(kind, admitted, span, want))
     check(st[kind .. ":rate_errors"] == nil, kind .. " rate: no store errors")
     check(math.abs(admitted - want) <= 0.02 * want + 1,
-        (kind == "sd" and "shared dict" or "redis") .. " rate across 4 workers: admitted within 2% of rate x time + burst",
+        (kind == "sd" and "shared dict" or "redis")
+            .. " rate across 4 workers: admitted within 2% of rate x time + burst",
         ("admitted %d, want %.1f"):format(admitted, want))
 end
 
@@ -293,6 +298,8 @@ local ok, err = pcall(function()
         selftest(port)
         concurrent(port, "sd", 2000)
         concurrent(port, "rd", 2000)
+        concurrent(port, "sdq", 2000)
+        concurrent(port, "rdq", 2000)
         rate(port, "sd")
         rate(port, "rd")
     end)

@@ -61,7 +61,8 @@ parse = function(buf, pos, depth)
         -- Nothing but a line's beginning; a line that can never end (no type byte) is refused
         -- at once instead of waiting for bytes that would not help.
         local b = byte(buf, pos)
-        if b ~= nil and b ~= B_PLUS and b ~= B_MINUS and b ~= B_COLON and b ~= B_DOLLAR and b ~= B_STAR then
+        if b ~= nil and b ~= B_PLUS and b ~= B_MINUS and b ~= B_COLON and b ~= B_DOLLAR
+            and b ~= B_STAR then
             protocol_error("unknown reply type", buf, pos)
         end
         return nil
@@ -78,7 +79,9 @@ parse = function(buf, pos, depth)
         local first = e + 2
         local last = first + len - 1
         if last + 2 > #buf then return nil end
-        if sub(buf, last + 1, last + 2) ~= "\r\n" then protocol_error("bulk string not ended by CRLF", buf, last + 1) end
+        if sub(buf, last + 1, last + 2) ~= "\r\n" then
+            protocol_error("bulk string not ended by CRLF", buf, last + 1)
+        end
         return sub(buf, first, last), last + 3
     elseif b == B_STAR then
         local count = integer(buf, pos + 1, e, "array length")

@@ -82,7 +82,7 @@ function Store:snapshot()
 end
 
 --- Always true: every operation is tried (it is local memory).
-function Store:available()
+function Store.available()
     return true
 end
 
@@ -103,7 +103,8 @@ function Store:key(name, what)
     return self.prefix .. name .. ":" .. what
 end
 
-function Store:close()
+--- Nothing to close (the dictionary belongs to nginx).
+function Store.close()
 end
 
 local function now(self)
@@ -262,7 +263,7 @@ function Jobs:renew(ids, n, cb, a)
     return true
 end
 
-function Jobs:unwait(_, _, cb, a)
+function Jobs.unwait(_, _, _, cb, a)
     if cb then cb(a, 0) end
     return true
 end
