@@ -89,8 +89,10 @@ local INTERP = {
 
 -- Sizes from the issue; `smoke` sizes only prove the scripts still run.
 local N = opts.smoke
-    and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300 }
-    or { batch = 100000, calls = 1000000, fail = 100000, queue = { 1000, 10000, 100000 }, array = 100000 }
+    and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300,
+          store = 320, handoff = 20, ngx_seconds = 1 }
+    or { batch = 100000, calls = 1000000, fail = 100000, queue = { 1000, 10000, 100000 }, array = 100000,
+         store = 20000, handoff = 100, ngx_seconds = 3 }
 
 local M = {}
 local function measure(key, interp, script, impl, n, extra)
@@ -132,6 +134,15 @@ end
 -- 6. array mode
 for _, impl in ipairs({ "array", "list" }) do
     measure("array." .. impl, "luajit", "bench/lua/array.lua", impl, N.array)
+end
+-- 7. limits shared through Redis (each run starts its own redis-server and worker processes)
+for _, impl in ipairs({ "ping4", "jobs4", "jobs1", "rate4" }) do
+    measure("store." .. impl, "luajit", "bench/lua/store.lua", impl, N.store)
+end
+measure("store.handoff", "luajit", "bench/lua/store.lua", "handoff", N.handoff)
+-- 8. limits shared by nginx's workers (each run starts its own nginx and redis-server; N = seconds of wrk)
+for _, impl in ipairs({ "bare", "none", "sd", "rd" }) do
+    measure("ngx." .. impl, "luajit", "bench/lua/ngx_store.lua", impl, N.ngx_seconds)
 end
 
 ---------------------------------------------------------------- running
@@ -262,7 +273,7 @@ local function row(workload, label, key, unit, ref_key, note)
     local v = per_op(key)
     local r = { workload = workload, label = label, key = key, unit = unit, note = note }
     if v then
-        if unit == "calls/s" then r.value = 1 / v
+        if unit == "calls/s" or unit == "req/s" then r.value = 1 / v
         elseif unit == "us/call" then r.value = v * 1e6
         else r.value = v * 1e9 end
         local ref = ref_key and per_op(ref_key)
@@ -318,6 +329,19 @@ local W6 = format("6. array mode, %s callers x 16 doubles", N.array)
 row(W6, "list mode", "array.list", "ns/call", "array.list")
 row(W6, "array mode", "array.array", "ns/call", "array.list")
 
+local W7 = format("7. limit_jobs through Redis, %d calls, 16 callers per process", N.store)
+row(W7, "floor: 2 PINGs per call (dike's client), 4 processes", "store.ping4", "calls/s", "store.ping4")
+row(W7, "dike.limit_jobs{store = redis}, 4 processes", "store.jobs4", "calls/s", "store.ping4")
+row(W7, "dike.limit_jobs{store = redis}, 1 process", "store.jobs1", "calls/s", "store.ping4")
+row(W7, "the GCRA script (store:rate), 4 processes", "store.rate4", "calls/s", "store.ping4")
+row(W7, "a slot handed from one process to another's queue (gap)", "store.handoff", "us/call")
+
+local W8 = format("8. nginx, 4 workers, wrk -c 50 for %d s", N.ngx_seconds)
+row(W8, "bare ngx.shared.DICT:incr counter (limit.conn's mechanism)", "ngx.bare", "req/s", "ngx.bare")
+row(W8, "no guard", "ngx.none", "req/s", "ngx.bare")
+row(W8, "dike.limit_jobs{store = shared_dict}", "ngx.sd", "req/s", "ngx.bare")
+row(W8, "dike.limit_jobs{store = redis} (lua-resty-redis)", "ngx.rd", "req/s", "ngx.bare")
+
 local function ratio_of(key, ref)
     local a, b = per_op(key), per_op(ref)
     return a and b and a / b or nil
@@ -341,10 +365,12 @@ local floors = {
       value = ratio_of("batch.contract.luajit", "batch.minimal.luajit") },
 }
 target("memory per waiting batch caller (LuaJIT), bytes", mem_dike, 1024, "< 1024 (aim)")
+target("limit_jobs through Redis: commands per admitted call (4 processes)", field("store.jobs4", "commands"),
+       2.01, "<= 2 (1 acquire, 1 release, 0 renewals)")
 
 local function fmt_value(v, unit)
     if v == nil then return "-" end
-    if unit == "calls/s" then return format("%.0f", v) end
+    if unit == "calls/s" or unit == "req/s" then return format("%.0f", v) end
     if v >= 100 then return format("%.0f", v) end
     if v >= 10 then return format("%.1f", v) end
     return format("%.2f", v)

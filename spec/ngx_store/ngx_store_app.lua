@@ -9,7 +9,7 @@ local M = {}
 local counts = ngx.shared.test
 local limit
 local limited = {}
-local bench_sd
+local bench_sd, bench_rd
 local rates = {}
 
 local function body(kind)
@@ -42,6 +42,7 @@ function M.init(redis_path, n)
     rates.rd = rd:rate("rate")
     -- the benchmark: no work, a limit no load reaches
     bench_sd = dike.limit_jobs{ limit = 100000, name = "bench", store = sd }(function() return "ok" end)
+    bench_rd = dike.limit_jobs{ limit = 100000, name = "bench", store = rd }(function() return "ok" end)
 end
 
 function M.limited(kind)
@@ -93,8 +94,8 @@ function M.none()
     ngx.say("ok")
 end
 
-function M.bench_sd()
-    local ok, err = pcall(bench_sd)
+function M.bench(kind)
+    local ok, err = pcall(kind == "sd" and bench_sd or bench_rd)
     if ok then ngx.say("ok") else ngx.status = 503; ngx.say(tostring(err)) end
 end
 

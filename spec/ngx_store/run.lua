@@ -1,6 +1,6 @@
--- The shared-store integration test inside nginx (ctest: integration.ngx_store), and its
--- benchmark (bench/ngx_store.lua runs `--bench`). From the repository root:
---   luajit spec/ngx_store/run.lua [--build DIR] [--bench [--seconds S] [--rounds N]]
+-- The shared-store integration test inside nginx (ctest: integration.ngx_store). From the
+-- repository root:
+--   luajit spec/ngx_store/run.lua [--build DIR]
 -- It starts a private redis-server (spec/redis_server.lua) and a private nginx with four
 -- workers (spec/ngx_store/nginx.conf.in, loopback only), then checks:
 --   the stores inside a request (GET /selftest: shared dict, Redis on lua-resty-redis);
@@ -13,28 +13,23 @@
 --   admitted are within 2% of rate x time + burst;
 --   nginx's error log has no error beyond the expected refused connection.
 -- Both servers are stopped by their pids, also on failure. Prints "N passed, N failed" last.
-local uv = require("luv")
 local dike = require("dike")
 local client = require("service.client")
 local redis_server = require("spec.redis_server")
+local nginx = require("spec.ngx_store.nginx")
 
-local opts = { build = "build", bench = false, seconds = 3, rounds = 3 }
+local opts = { build = "build" }
 do
     local i = 1
     while i <= #arg do
         local a = arg[i]
         if a == "--build" then i = i + 1; opts.build = arg[i]
-        elseif a == "--bench" then opts.bench = true
-        elseif a == "--seconds" then i = i + 1; opts.seconds = tonumber(arg[i])
-        elseif a == "--rounds" then i = i + 1; opts.rounds = tonumber(arg[i])
         else error("run.lua: unknown argument " .. a, 0) end
         i = i + 1
     end
 end
 
 local HOST, LIMIT = "127.0.0.1", 10
-local ROOT = io.popen("pwd"):read("*l")
-local CPATH = opts.build:sub(1, 1) == "/" and opts.build or (ROOT .. "/" .. opts.build)
 
 local passed, failed = 0, 0
 local function check(ok, what, detail)
@@ -47,103 +42,12 @@ local function check(ok, what, detail)
     end
 end
 
-local function sh(cmd)
-    local p = io.popen(cmd .. " 2>&1")
-    local out = p:read("*a")
-    p:close()
-    return (out:gsub("%s+$", ""))
-end
-
 local function read(path)
     local f = io.open(path, "rb")
     if not f then return "" end
     local s = f:read("*a")
     f:close()
     return s
-end
-
--- Run the loop until cond() or `seconds` pass (outside dike.run).
-local function wait_until(cond, seconds)
-    local t = uv.new_timer()
-    local expired = false
-    t:start(math.floor(seconds * 1000), 0, function() expired = true end)
-    while not cond() and not expired do uv.run("once") end
-    t:close()
-    uv.run("nowait")
-    return cond()
-end
-
----------------------------------------------------------------- nginx
-
-local nginx = { prefix = nil, proc = nil, pid = nil, exited = false }
-
-local function free_port()
-    local s = uv.new_tcp()
-    s:bind(HOST, 0)
-    local port = s:getsockname().port
-    s:close()
-    uv.run("nowait")
-    return port
-end
-
-local function listening(port)
-    local done, ok = false, false
-    local s = uv.new_tcp()
-    s:connect(HOST, port, function(err) ok = err == nil; done = true end)
-    wait_until(function() return done end, 1)
-    s:close()
-    uv.run("nowait")
-    return ok
-end
-
-local function start_nginx(redis_path)
-    local prefix = sh("mktemp -d " .. (os.getenv("TMPDIR") or "/tmp") .. "/dike-ngx-store.XXXXXX")
-    nginx.prefix = prefix
-    os.execute("mkdir -p " .. prefix .. "/conf " .. prefix .. "/logs " .. prefix .. "/tmp")
-    local template = read(ROOT .. "/spec/ngx_store/nginx.conf.in")
-    -- As root, nginx would run its workers as "nobody", who may not read this checkout.
-    local user = sh("id -u") == "0" and "user root;" or ""
-    for _ = 1, 3 do
-        local port = free_port()
-        local conf = template:gsub("@(%u+)@", { ROOT = ROOT, CPATH = CPATH, PORT = tostring(port), USER = user,
-                                                 REDIS = redis_path, LIMIT = tostring(LIMIT) })
-        local f = assert(io.open(prefix .. "/conf/nginx.conf", "wb"))
-        f:write(conf)
-        f:close()
-        nginx.exited = false
-        local handle, pid = uv.spawn("nginx", { args = { "-p", prefix, "-c", "conf/nginx.conf", "-g", "daemon off;" } },
-            function() nginx.exited = true end)
-        assert(handle, pid)
-        nginx.proc, nginx.pid, nginx.port = handle, pid, port
-        if wait_until(function() return nginx.exited or listening(port) end, 10) and not nginx.exited then
-            return port
-        end
-        if not nginx.exited then uv.process_kill(handle, "sigkill") end
-        wait_until(function() return nginx.exited end, 5)
-        handle:close()
-        nginx.proc = nil
-        if not read(prefix .. "/logs/error.log"):find("Address already in use", 1, true) then break end
-    end
-    error("nginx did not start:\n" .. read(prefix .. "/logs/error.log"))
-end
-
--- QUIT (graceful), then TERM, then KILL of the master and its workers.
-local function stop_nginx()
-    if not nginx.proc then return end
-    local workers = read("/proc/" .. nginx.pid .. "/task/" .. nginx.pid .. "/children")
-    for _, sig in ipairs({ "sigquit", "sigterm" }) do
-        if nginx.exited then break end
-        uv.process_kill(nginx.proc, sig)
-        wait_until(function() return nginx.exited end, 3)
-    end
-    if not nginx.exited then
-        for w in workers:gmatch("%d+") do uv.kill(tonumber(w), "sigkill") end
-        uv.process_kill(nginx.proc, "sigkill")
-        wait_until(function() return nginx.exited end, 3)
-    end
-    nginx.proc:close()
-    uv.run("nowait")
-    nginx.proc = nil
 end
 
 ---------------------------------------------------------------- checks
@@ -248,52 +152,14 @@ local function error_log_clean()
     check(#bad == 0, "nginx's error log has no unexpected error", bad[1])
 end
 
----------------------------------------------------------------- benchmark
-
--- wrk's requests/s for one target.
-local function wrk(port, target, seconds)
-    local out = sh(("wrk -t 2 -c 50 -d %ds http://%s:%d%s"):format(seconds, HOST, port, target))
-    local rps = tonumber(out:match("Requests/sec:%s+([%d.]+)"))
-    local non2xx = tonumber(out:match("Non%-2xx or 3xx responses: (%d+)")) or 0
-    return rps, non2xx, out
-end
-
-local function bench(port)
-    local targets = { "/none", "/bare", "/bench_sd" }
-    local runs = {}
-    for _, t in ipairs(targets) do runs[t] = {} end
-    for round = 1, opts.rounds do
-        for _, t in ipairs(targets) do
-            local rps, non2xx, out = wrk(port, t, opts.seconds)
-            if not rps or non2xx > 0 then error("wrk " .. t .. " failed:\n" .. out) end
-            runs[t][round] = rps
-        end
-    end
-    local function median(list)
-        local c = {}
-        for i, v in ipairs(list) do c[i] = v end
-        table.sort(c)
-        return c[math.floor((#c + 1) / 2)]
-    end
-    local micro = get(port, "/micro").body
-    return { none = median(runs["/none"]), bare = median(runs["/bare"]), sd = median(runs["/bench_sd"]),
-             runs = runs, micro = micro }
-end
-
 ---------------------------------------------------------------- main
 
 local server
 local ok, err = pcall(function()
     server = redis_server.start()
-    local port = start_nginx(server.path)
+    local port = nginx.start{ build = opts.build, redis = server.path, limit = LIMIT }
     print(("# nginx (pid %d, 4 workers) on %s:%d, prefix %s; redis on %s"):format(nginx.pid, HOST, port,
         nginx.prefix, server.path))
-    if opts.bench then
-        local r = dike.run(bench, port)
-        print(("BENCH none=%.0f bare=%.0f sd=%.0f"):format(r.none, r.bare, r.sd))
-        for line in r.micro:gmatch("[^\n]+") do print("MICRO " .. line) end
-        return
-    end
     dike.run(function()
         selftest(port)
         concurrent(port, "sd", 2000)
@@ -306,16 +172,13 @@ local ok, err = pcall(function()
     error_log_clean()
 end)
 if not ok then check(false, "the suite ran to its end", err) end
-stop_nginx()
-if server then server:destroy() end
-if nginx.prefix then
-    if failed > 0 then
-        print("# nginx error log (last lines):")
-        local lines = {}
-        for line in read(nginx.prefix .. "/logs/error.log"):gmatch("[^\n]+") do lines[#lines + 1] = line end
-        for i = math.max(1, #lines - 30), #lines do print("#   " .. lines[i]) end
-    end
-    os.execute("rm -rf '" .. nginx.prefix .. "'")
+if failed > 0 and nginx.prefix then
+    print("# nginx error log (last lines):")
+    local lines = {}
+    for line in read(nginx.prefix .. "/logs/error.log"):gmatch("[^\n]+") do lines[#lines + 1] = line end
+    for i = math.max(1, #lines - 30), #lines do print("#   " .. lines[i]) end
 end
-if not opts.bench then print(("%d passed, %d failed"):format(passed, failed)) end
+nginx.stop()
+if server then server:destroy() end
+print(("%d passed, %d failed"):format(passed, failed))
 os.exit(failed == 0 and 0 or 1)
