@@ -107,7 +107,6 @@ if per < 16 and impl ~= "handoff" then error("store.lua: N must be at least 16 x
 
 local results = {}
 local pending = procs
-local handles = {}
 for p = 1, procs do
     local out = uv.new_pipe(false)
     local buf = {}
@@ -125,7 +124,6 @@ for p = 1, procs do
         pending = pending - 1
         handle:close()
     end)
-    handles[#handles + 1] = handle
     out:read_start(function(_, chunk)
         if chunk then buf[#buf + 1] = chunk return end
         out:close()
