@@ -15,6 +15,8 @@
 --            within the lease (1 s).
 --   rate     4 processes x 8 coroutines call the GCRA script for 3 s: admitted calls within 2%
 --            of rate x time + burst.
+--   example  the README's two-process example (examples/shared_limit.lua) runs, and its 20 calls
+--            of 0.1 s through a shared limit of 3 take at least 20 / 3 x 0.1 s.
 -- Prints one line per check and "N passed, N failed" last. Every process it starts is ended
 -- by its pid, also on failure.
 local uv = require("luv")
@@ -258,6 +260,19 @@ local function rate()
         ("admitted %d, want %d"):format(admitted, want))
 end
 
+local function example()
+    server:cli("FLUSHALL")
+    local out = io.popen(LUAJIT .. " examples/shared_limit.lua " .. server.path .. " 2>&1")
+    local text = out:read("*a")
+    local ok = out:close()
+    io.write((text:gsub("([^\n]+)", "#   %1")))
+    local seconds = tonumber(text:match("shared limit of 3: ([%d.]+) s"))
+    local _, workers = text:gsub("10 calls in [%d.]+ s, at most %d running here; store errors 0", "")
+    check(ok and workers == 2, "example: both workers ran their 10 calls without store errors")
+    check(seconds and seconds >= 0.66 and seconds < 3, "example: never more than 3 at once across the processes",
+        tostring(seconds))
+end
+
 ---------------------------------------------------------------- main
 
 local ok, err = pcall(function()
@@ -267,6 +282,7 @@ local ok, err = pcall(function()
         { "outage", function() outage("local"); outage("open"); outage("closed") end },
         { "kill", kill },
         { "rate", rate },
+        { "example", example },
     }
     for _, s in ipairs(scenarios) do
         if not only or only == s[1] then
