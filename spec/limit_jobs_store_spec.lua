@@ -140,6 +140,29 @@ describe("dike.limit_jobs with a store", function()
         assert.same({ 0, 0 }, { holders("both"), waiters("both") })
     end)
 
+    it("keeps arrival order: a caller the store refused waits ahead of those who came while it asked",
+        function()
+        local a, b = store(), store()
+        local order = {}
+        local ga = dike.limit_jobs{ limit = 1, name = "order", store = a }(function() dike.sleep(0.1) end)
+        local gb = dike.limit_jobs{ limit = 1, queue = 5, name = "order", store = b }(function(i)
+            order[#order + 1] = i
+            dike.sleep(0.01)
+        end)
+        dike.run(function()
+            local holder = dike.spawn(ga)
+            dike.sleep(0.02)
+            -- b1 asks the store (refused: a holds the slot); b2..b4 come while it asks and queue
+            -- at once behind its place
+            local items = {}
+            for i = 1, 4 do items[i] = function() return gb(i) end end
+            dike.gather(items)
+            holder:join()
+        end)
+        assert.same({ 1, 2, 3, 4 }, order)
+        assert.same({ 0, 0 }, { holders("order"), waiters("order") })
+    end)
+
     it("rejects a queued caller after queue_timeout and forgets its place in the store", function()
         local s = store()
         local lim = dike.limit_jobs{ limit = 1, queue = 1, queue_timeout = 0.1, name = "qt", store = s }
@@ -195,25 +218,32 @@ describe("dike.limit_jobs with a store", function()
 
     it("renews the leases of long calls, and sends no renewal for short ones", function()
         local s = store()
-        local lim = dike.limit_jobs{ limit = 1, name = "lease", store = s, lease = 0.3 }
-        local long = lim(function() dike.sleep(0.8) end)
+        -- a 0.6 s lease, renewed every 0.2 s; the samples are taken past it (wide margins:
+        -- valgrind runs this too)
+        local lim = dike.limit_jobs{ limit = 1, name = "lease", store = s, lease = 0.6 }
+        local long = lim(function() dike.sleep(1.5) end)
         local short = lim(function() dike.sleep(0.02) end)
-        local seen = {}
+        local seen, before = {}, nil
         dike.run(function()
             short() -- the script is loaded
             assert.is_true(eventually(function() return s.client:pending() == 0 end))
-            local before = dike.stats(s).commands
+            before = dike.stats(s).commands
             for _ = 1, 5 do short() end
             assert.is_true(eventually(function() return s.client:pending() == 0 end))
             assert.equal(10, dike.stats(s).commands - before)
+            before = dike.stats(s).commands
+            local t0 = dike.now()
             local t = dike.spawn(long)
-            for _ = 1, 3 do
-                dike.sleep(0.25)
+            for _, at in ipairs({ 0.7, 1.0, 1.3 }) do
+                dike.sleep(math.max(0, t0 + at - dike.now()))
                 seen[#seen + 1] = holders("lease")
             end
             t:join()
+            assert.is_true(eventually(function() return s.client:pending() == 0 end))
         end)
-        assert.same({ 1, 1, 1 }, seen) -- 0.25, 0.5, 0.75 s into a call with a 0.3 s lease
+        assert.same({ 1, 1, 1 }, seen) -- 0.7, 1.0, 1.3 s into a call with a 0.6 s lease
+        -- an acquire, a release and at least 3 renewals (one every 0.2 s from 0.2 s on)
+        assert.is_true(dike.stats(s).commands - before >= 5, dike.stats(s).commands - before)
     end)
 
     it("takes no store round trip with limit = math.huge", function()
@@ -232,22 +262,33 @@ describe("dike.limit_jobs with a store", function()
 end)
 
 describe("dike.limit_jobs with a store that fails", function()
-    -- 4 concurrent calls of a limit-2 limiter while the server is stopped
+    -- 5 concurrent calls of limit_jobs{limit = 2, queue = 5} while the server is stopped: the
+    -- first two ask the store (a process never asks for more than `limit` slots at once; their
+    -- places in the queue are kept meanwhile), the other three wait in the queue; the failure
+    -- comes back, and the policy decides for all.
     local function outage(policy)
         local logs, restore = support.capture_logs(dike)
         defer(restore)
         local s = store{ timeout = TIMEOUT, on_failure = policy }
-        local lim = dike.limit_jobs{ limit = 2, name = "down-" .. policy, store = s }
-        local f = lim(function(x) dike.sleep(0.05); return x end)
+        local lim = dike.limit_jobs{ limit = 2, queue = 5, name = "down-" .. policy, store = s }
+        local running, most = 0, 0
+        local f = lim(function(x)
+            running = running + 1
+            most = math.max(most, running)
+            dike.sleep(0.05)
+            running = running - 1
+            return x
+        end)
         dike.run(function() assert.equal(0, f(0)) end) -- connected, script loaded
+        most = 0
         server:stop()
         defer(function() if not server.pid then server:start() end end)
         local r = dike.run(function()
             local items = {}
-            for i = 1, 4 do items[i] = function() return f(i) end end
+            for i = 1, 5 do items[i] = function() return f(i) end end
             return dike.gather(items, { return_errors = true })
         end)
-        return r, dike.stats(lim), logs, s, f
+        return r, dike.stats(lim), logs, s, f, most
     end
 
     local function outcomes(r)
@@ -260,11 +301,10 @@ describe("dike.limit_jobs with a store that fails", function()
     end
 
     it('on_failure = "local": a process-local limiter with the same options until the store is back', function()
-        local r, st, logs, s, f = outage("local")
-        assert.same({ 2, 2 }, { outcomes(r) })
-        assert.equal(4, st.store_errors) -- each asked before any answer came back
-        assert.equal(2, st.fallback_calls)
-        assert.equal(2, st.rejected)
+        local r, st, logs, s, f, most = outage("local")
+        assert.same({ 5, 0 }, { outcomes(r) })
+        assert.equal(2, most) -- at most `limit` at once here
+        assert.same({ 2, 5, 0 }, { st.store_errors, st.fallback_calls, st.rejected })
         assert.equal(1, #logs)
         assert.equal("warning", logs[1].level)
         assert.matches("limiters and breakers sharing it use their on_failure policy until it answers again$",
@@ -282,17 +322,19 @@ describe("dike.limit_jobs with a store that fails", function()
     end)
 
     it('on_failure = "open": every call runs', function()
-        local r, st, logs = outage("open")
-        assert.same({ 4, 0 }, { outcomes(r) })
-        assert.same({ 4, 4, 0 }, { st.store_errors, st.fallback_calls, st.rejected })
+        local r, st, logs, _, _, most = outage("open")
+        assert.same({ 5, 0 }, { outcomes(r) })
+        assert.equal(5, most)
+        assert.same({ 2, 5, 0 }, { st.store_errors, st.fallback_calls, st.rejected })
         assert.equal(1, #logs)
     end)
 
     it('on_failure = "closed": every call raises TooManyCalls', function()
         local r, st, logs = outage("closed")
-        assert.same({ 0, 4 }, { outcomes(r) })
+        assert.same({ 0, 5 }, { outcomes(r) })
         assert.equal("Too many calls to function down-closed! limit=2 exceeded", r[1].message)
-        assert.same({ 4, 4, 4 }, { st.store_errors, st.fallback_calls, st.rejected })
+        assert.equal("Too many calls to function down-closed! limit=2 exceeded", r[5].message)
+        assert.same({ 2, 5, 5 }, { st.store_errors, st.fallback_calls, st.rejected })
         assert.equal(1, #logs)
     end)
 
@@ -330,7 +372,10 @@ describe("dike.limit_jobs with a store that fails", function()
             local r = dike.gather(items)
             for i = 1, 5 do assert.equal(i, r[i]) end
         end)
-        for i = 1, 5 do assert.is_true(took[i] >= 0.19 and took[i] < 1.2, "took " .. took[i]) end
+        -- the first call waited the whole timeout; every call failed with it (the late reply
+        -- failed the connection's pending commands), none waited longer
+        assert.is_true(took[1] >= 0.19, "took " .. took[1])
+        for i = 1, 5 do assert.is_true(took[i] < 0.2 + 1, "took " .. took[i]) end
         assert.same({ 5, 5 }, { dike.stats(f).store_errors, dike.stats(f).fallback_calls })
         assert.equal(1, #logs, logs[2] and logs[2].message)
         assert.matches("no reply within 0.2s", logs[1].message)

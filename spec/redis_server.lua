@@ -5,6 +5,10 @@
 --   server.path / server.port, server:cli("DBSIZE"), server:stop(), server:start()
 local M = {}
 
+-- The servers and redis-cli run without the sanitizer runtime that the ASan suites preload
+-- into the interpreters (and hand down to every child).
+local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
+
 local function sh(cmd)
     local p = assert(io.popen(cmd .. " 2>&1"))
     local out = p:read("*a")
@@ -59,7 +63,7 @@ function Server:start()
         end
         os.remove(self.dir .. "/redis.pid")
         local cmd = table.concat({
-            "redis-server", listen, "--daemonize yes", "--pidfile " .. self.dir .. "/redis.pid",
+            CLEAN_ENV .. "redis-server", listen, "--daemonize yes", "--pidfile " .. self.dir .. "/redis.pid",
             "--dir " .. self.dir, "--logfile " .. self.dir .. "/redis.log", "--save ''", "--appendonly no",
             self.password and ("--requirepass " .. self.password) or "",
         }, " ")
@@ -85,7 +89,7 @@ end
 function Server:cli(args)
     local where = self.tcp and ("-h 127.0.0.1 -p " .. self.port) or ("-s " .. self.path)
     local auth = self.password and (" --no-auth-warning -a " .. self.password) or ""
-    return sh("redis-cli " .. where .. auth .. " " .. args)
+    return sh(CLEAN_ENV .. "redis-cli " .. where .. auth .. " " .. args)
 end
 
 function Server:ping()

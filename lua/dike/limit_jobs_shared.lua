@@ -17,6 +17,10 @@
 -- trip. So a slot freed in this process reaches a waiter here in one round trip, and one freed
 -- elsewhere within `poll` seconds plus one round trip.
 --
+-- A call that finds `limit` calls of its own process running or asking the store for a slot
+-- is queued (or rejected) without a round trip: a process never asks for more slots than the
+-- limit, however many callers arrive at once.
+--
 -- A call never waits for the store longer than the store's timeout. When the store fails (or
 -- is in an outage: store/redis.lua) the store's on_failure policy decides: "local" runs the
 -- call under a process-local limiter with the same options (this process's running calls
@@ -108,6 +112,20 @@ local function start_poll(S)
     if not S.poll_timer then S.poll_timer = rt.timer(S.poll, poll_tick, S) end
 end
 
+-- The queue q[qh..qt] holds waiting callers and, ahead of those who came later, the places
+-- of callers whose acquire is on its way (e.pending): if the store says no, such a caller
+-- waits in its own place, so the queue stays in arrival order, which is also the order in
+-- which its callers registered as waiters in the store. Holes (callers gone) are skipped.
+local function compact(S)
+    if S.queued == 0 and S.reserved == 0 then
+        S.qh, S.qt = 1, 0
+        return
+    end
+    local q, h = S.q, S.qh
+    while q[h] == nil and h <= S.qt do h = h + 1 end
+    S.qh = h
+end
+
 local function unqueue(S, e)
     S.q[e.idx] = nil
     e.idx = nil
@@ -117,17 +135,35 @@ local function unqueue(S, e)
     end
     local queued = S.queued - 1
     S.queued = queued
-    if queued == 0 then
-        S.qh, S.qt = 1, 0
-        stop_poll(S)
-    end
+    if queued == 0 then stop_poll(S) end
+    compact(S)
 end
 
+-- A place for a caller whose acquire is about to go out.
+local function reserve(S, w, id)
+    local i = S.qt + 1
+    S.qt = i
+    local e = { w = w, id = id, idx = i, timer = false, got = LOCAL, pending = true }
+    S.q[i] = e
+    S.reserved = S.reserved + 1
+    return e
+end
+
+-- Its acquire was answered (or failed): the place is not needed.
+local function drop(S, e)
+    S.q[e.idx] = nil
+    e.idx = nil
+    S.reserved = S.reserved - 1
+    compact(S)
+end
+
+-- The first caller waiting (S.queued > 0).
 local function head(S)
-    local q, h = S.q, S.qh
-    while q[h] == nil do h = h + 1 end
-    S.qh = h
-    return q[h]
+    local q = S.q
+    for i = S.qh, S.qt do
+        local e = q[i]
+        if e and not e.pending then return e end
+    end
 end
 
 -- Give entry e its slot: `got` is its store id, or LOCAL. The hook stays until it resumes,
@@ -202,7 +238,7 @@ grant_round = function(S, release_id)
     for i = S.qh, S.qt do
         if n >= k then break end
         local e = q[i]
-        if e then
+        if e and not e.pending then
             local id = e.id
             if not id then
                 id = store:new_id()
@@ -280,17 +316,22 @@ local function on_queue_timeout(S, e)
 end
 
 -- Wait in the queue; returns the slot handed over (id or LOCAL) or raises TooManyCalls.
--- `id`: already registered in the store as a waiter (by a failed acquire), or nil.
-local function wait_in_queue(S, w, id)
-    if S.queued >= S.queue_max then
-        S.rejected = S.rejected + 1
-        unwait(S, id)
-        error(TooManyCalls.new(S.message), 0)
+-- e: the caller's place reserved before its acquire (it is registered in the store as a
+-- waiter), or nil for a place at the end.
+local function wait_in_queue(S, w, e)
+    if e then
+        e.pending = false
+        S.reserved = S.reserved - 1
+    else
+        if S.queued + S.reserved >= S.queue_max then
+            S.rejected = S.rejected + 1
+            error(TooManyCalls.new(S.message), 0)
+        end
+        local i = S.qt + 1
+        S.qt = i
+        e = { w = w, id = nil, idx = i, timer = false, got = LOCAL }
+        S.q[i] = e
     end
-    local i = S.qt + 1
-    S.qt = i
-    local e = { w = w, id = id, idx = i, timer = false, got = LOCAL }
-    S.q[i] = e
     S.queued = S.queued + 1
     if S.queue_timeout then e.timer = rt.timer(S.queue_timeout, on_queue_timeout, S, e) end
     start_poll(S)
@@ -310,19 +351,20 @@ local function reject(S)
     error(TooManyCalls.new(S.message), 0)
 end
 
--- The store failed, or is down: the policy decides.
-local function fallback(S, w, fn, ...)
+-- The store failed, or is down: the policy decides. `asked`: the call asked the store (it came
+-- before the callers queued meanwhile, so under "local" it runs if a slot is free here).
+local function fallback(S, w, asked, fn, ...)
     local policy = S.policy
     if policy == "closed" then
         S.fallback_calls = S.fallback_calls + 1
         return reject(S)
     end
-    if policy == "open" or (S.queued == 0 and S.running < S.limit) then
+    if policy == "open" or (S.running < S.limit and (asked or S.queued == 0)) then
         S.fallback_calls = S.fallback_calls + 1
         S.running = S.running + 1
         return finish(S, LOCAL, pcall(fn, ...))
     end
-    if S.queued >= S.queue_max then return reject(S) end
+    if S.queued + S.reserved >= S.queue_max then return reject(S) end
     w = w or rt.waiter(FNAME)
     return finish(S, wait_in_queue(S, w, nil), pcall(fn, ...))
 end
@@ -334,30 +376,36 @@ local function call(S, fn, ...)
         return finish(S, LOCAL, pcall(fn, ...))
     end
     local store = S.store
-    if not store:available() then return fallback(S, rt.current_waiter(), fn, ...) end
-    if S.queued > 0 or S.running >= S.limit then
-        -- no slot can be free for this call: no round trip
-        if S.queued >= S.queue_max then return reject(S) end
+    if not store:available() then return fallback(S, rt.current_waiter(), false, fn, ...) end
+    if S.queued > 0 or S.running + S.acquiring >= S.limit then
+        -- this process runs or is asking for `limit` slots already: queue or reject it without a
+        -- round trip (so a process never has more than `limit` acquires in flight)
+        if S.queued + S.reserved >= S.queue_max then return reject(S) end
         return finish(S, wait_in_queue(S, rt.waiter(FNAME), nil), pcall(fn, ...))
     end
     local w = rt.waiter(FNAME)
     local id = store:new_id()
-    local queue = S.queue_max > S.queued -- if no slot is free, wait as a registered waiter
+    -- If there is room, the caller's place in the queue is kept while it asks (and the store
+    -- registers it as a waiter if no slot is free).
+    local place = S.queued + S.reserved < S.queue_max and reserve(S, w, id) or nil
     S.acquiring = S.acquiring + 1
-    local ok, got, _, kind = pcall(S.J.acquire, S.J, id, queue, FNAME)
+    local ok, got, _, kind = pcall(S.J.acquire, S.J, id, place ~= nil, FNAME)
     S.acquiring = S.acquiring - 1
-    if not ok then error(got, 0) end -- cancelled while the store answered
+    if not ok or got ~= false then
+        if place then drop(S, place) end
+        if not ok then error(got, 0) end -- cancelled while the store answered
+    end
     if got == nil then
         if kind ~= "down" then S.store_errors = S.store_errors + 1 end
-        return fallback(S, w, fn, ...)
+        return fallback(S, w, true, fn, ...)
     end
     if got then
         S.running = S.running + 1
         hold(S, id)
         return finish(S, id, pcall(fn, ...))
     end
-    if not queue then return reject(S) end
-    return finish(S, wait_in_queue(S, w, id), pcall(fn, ...))
+    if not place then return reject(S) end
+    return finish(S, wait_in_queue(S, w, place), pcall(fn, ...))
 end
 
 --- A limiter whose slots live in `opts.store` (limit_jobs.lua has checked limit, queue,
@@ -378,7 +426,7 @@ function M.new(opts, limit, queue_timeout, name)
         lease = lease or store.lease, poll = store.poll,
         message = "Too many calls to function " .. name .. "! limit="
             .. (limit == huge and "inf" or string.format("%d", limit)) .. " exceeded",
-        calls = 0, running = 0, queued = 0, rejected = 0, acquiring = 0,
+        calls = 0, running = 0, queued = 0, rejected = 0, acquiring = 0, reserved = 0,
         store_errors = 0, fallback_calls = 0,
         q = {}, qh = 1, qt = 0, holders = {}, nheld = 0,
         renew_timer = nil, poll_timer = nil, granting = false, again = false,

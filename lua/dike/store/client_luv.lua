@@ -93,39 +93,30 @@ local function deliver(req, value)
 end
 
 -- Writing to a socket whose peer has gone raises SIGPIPE, which ends a process that has not
--- set a handler (libuv sets none; nginx and Neovim ignore it, a luv script does not). While
--- this client has a socket, a luv signal watcher handles SIGPIPE, so the write fails with
--- EPIPE instead; it is unref'd (it never keeps the loop alive) and closed with the last socket.
-local sigpipe = { sockets = 0, handle = nil }
+-- set a handler (libuv sets none; nginx and Neovim ignore SIGPIPE, a luv script does not). With
+-- its first socket the client starts a luv signal watcher for SIGPIPE, so that such a write
+-- fails with EPIPE instead. The watcher is unref'd (it never keeps the loop alive) and kept
+-- for the life of the process, in the Lua registry (shared by every load of dike): closing it
+-- would reset SIGPIPE to its default, whatever the program had set before.
+local SIGPIPE_KEY = "dike.store.sigpipe"
 
-local function sigpipe_ignore(uv)
-    sigpipe.sockets = sigpipe.sockets + 1
-    local h = sigpipe.handle
+local function ignore_sigpipe(uv)
+    if rawget(_G, "vim") ~= nil then return end -- Neovim ignores it already
+    local registry = debug.getregistry()
+    local h = registry[SIGPIPE_KEY]
     if h and not h:is_closing() then return end
     h = uv.new_signal()
     h:start("sigpipe", function() end)
     h:unref()
-    sigpipe.handle = h
-end
-
-local function sigpipe_release()
-    sigpipe.sockets = sigpipe.sockets - 1
-    local h = sigpipe.handle
-    if sigpipe.sockets == 0 and h then
-        sigpipe.handle = nil
-        if not h:is_closing() then h:close() end
-    end
+    registry[SIGPIPE_KEY] = h
 end
 
 local function close_handle(c)
     local h = c.handle
     c.handle = nil
-    if h then
-        if not h:is_closing() then
-            pcall(h.read_stop, h)
-            h:close()
-        end
-        sigpipe_release()
+    if h and not h:is_closing() then
+        pcall(h.read_stop, h)
+        h:close()
     end
 end
 
@@ -260,12 +251,12 @@ local function connect(c)
     if c.path then
         local h = uv.new_pipe(false)
         c.handle = h
-        sigpipe_ignore(uv)
+        ignore_sigpipe(uv)
         err = uv_call(h.connect, h, c.path, done)
     elseif is_ip(c.host) then
         local h = uv.new_tcp()
         c.handle = h
-        sigpipe_ignore(uv)
+        ignore_sigpipe(uv)
         err = uv_call(h.connect, h, c.host, c.port, done)
     else
         err = uv_call(uv.getaddrinfo, c.host, tostring(c.port), { socktype = "stream" }, function(e, res)
@@ -275,7 +266,7 @@ local function connect(c)
             end
             local h = uv.new_tcp()
             c.handle = h
-            sigpipe_ignore(uv)
+            ignore_sigpipe(uv)
             local cerr = uv_call(h.connect, h, res[1].addr, res[1].port or c.port, done)
             if cerr then fail_all(c, format("%s: cannot connect: %s", c.label, cerr)) end
         end)

@@ -18,6 +18,8 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local M = {}
 
+local POOL_SIZE, BACKLOG = 32, 4096
+
 local redis_module
 local function module()
     if redis_module then return redis_module end
@@ -41,7 +43,10 @@ function M.new(cfg)
     return setmetatable({
         host = cfg.host, port = cfg.port, path = cfg.path, timeout = cfg.timeout, label = cfg.label,
         username = cfg.username, password = cfg.password, db = cfg.db,
-        connect_opts = { pool = "dike:" .. pool }, sent = 0, connects = 0,
+        -- At most POOL_SIZE connections per worker; more callers wait for one (BACKLOG of them)
+        -- within their timeout, instead of opening hundreds of connections at once.
+        connect_opts = { pool = "dike:" .. pool, pool_size = POOL_SIZE, backlog = BACKLOG },
+        sent = 0, connects = 0,
     }, Client)
 end
 
@@ -98,7 +103,7 @@ local function run(c, list, n, deadline)
         if err == "timeout" then err = "no reply within " .. c.timeout .. "s" end
         return nil, c.label .. ": " .. tostring(err), "io"
     end
-    red:set_keepalive(60000, 64)
+    red:set_keepalive(60000, POOL_SIZE)
     if res == false then return nil, tostring(err), "reply" end
     if type(res) == "table" then res.n = #res end
     return res
