@@ -291,6 +291,10 @@ describe("dike.limit_jobs with a store that fails", function()
         return r, dike.stats(lim), logs, s, f, most
     end
 
+    -- The two acquires failed; a poll for the queued callers may have gone out (and failed)
+    -- before their answers came back (it does under valgrind).
+    local function two_or_three(n) return n == 2 or n == 3 end
+
     local function outcomes(r)
         local ran, rejected = 0, 0
         for i = 1, r.n do
@@ -304,7 +308,8 @@ describe("dike.limit_jobs with a store that fails", function()
         local r, st, logs, s, f, most = outage("local")
         assert.same({ 5, 0 }, { outcomes(r) })
         assert.equal(2, most) -- at most `limit` at once here
-        assert.same({ 2, 5, 0 }, { st.store_errors, st.fallback_calls, st.rejected })
+        assert.is_true(two_or_three(st.store_errors), st.store_errors)
+        assert.same({ 5, 0 }, { st.fallback_calls, st.rejected })
         assert.equal(1, #logs)
         assert.equal("warning", logs[1].level)
         assert.matches("limiters and breakers sharing it use their on_failure policy until it answers again$",
@@ -325,7 +330,8 @@ describe("dike.limit_jobs with a store that fails", function()
         local r, st, logs, _, _, most = outage("open")
         assert.same({ 5, 0 }, { outcomes(r) })
         assert.equal(5, most)
-        assert.same({ 2, 5, 0 }, { st.store_errors, st.fallback_calls, st.rejected })
+        assert.is_true(two_or_three(st.store_errors), st.store_errors)
+        assert.same({ 5, 0 }, { st.fallback_calls, st.rejected })
         assert.equal(1, #logs)
     end)
 
@@ -334,7 +340,8 @@ describe("dike.limit_jobs with a store that fails", function()
         assert.same({ 0, 5 }, { outcomes(r) })
         assert.equal("Too many calls to function down-closed! limit=2 exceeded", r[1].message)
         assert.equal("Too many calls to function down-closed! limit=2 exceeded", r[5].message)
-        assert.same({ 2, 5, 5 }, { st.store_errors, st.fallback_calls, st.rejected })
+        assert.is_true(two_or_three(st.store_errors), st.store_errors)
+        assert.same({ 5, 5 }, { st.fallback_calls, st.rejected })
         assert.equal(1, #logs)
     end)
 
