@@ -131,12 +131,14 @@ describe("dike.limit_jobs with a store", function()
                 latency = dike.now() - t_end
             end)
             local ta = dike.spawn(function() ga(); t_end = dike.now() end)
-            dike.sleep(0.02)
+            assert.is_true(eventually(function() return dike.stats(ga).running == 1 end))
             gb()
             ta:join()
         end)
         assert.equal(2, most)
-        assert.is_true(latency >= 0 and latency < 0.01 + 0.2, "latency " .. latency)
+        -- within the poll interval and two round trips (bench/RESULTS.md has the figure; the
+        -- bound here holds under valgrind too)
+        assert.is_true(latency >= 0 and latency < 1, "latency " .. latency)
         assert.same({ 0, 0 }, { holders("both"), waiters("both") })
     end)
 
@@ -151,7 +153,7 @@ describe("dike.limit_jobs with a store", function()
         end)
         dike.run(function()
             local holder = dike.spawn(ga)
-            dike.sleep(0.02)
+            assert.is_true(eventually(function() return dike.stats(ga).running == 1 end))
             -- b1 asks the store (refused: a holds the slot); b2..b4 come while it asks and queue
             -- at once behind its place
             local items = {}
@@ -170,7 +172,7 @@ describe("dike.limit_jobs with a store", function()
         local quick = lim(function() return "ran" end)
         dike.run(function()
             local t = dike.spawn(slow)
-            dike.sleep(0.02)
+            assert.is_true(eventually(function() return dike.stats(lim).running == 1 end))
             local t0 = dike.now()
             local e = support.error_of(quick)
             local waited = dike.now() - t0
@@ -195,12 +197,10 @@ describe("dike.limit_jobs with a store", function()
             assert.same({ code = 7 }, e)
             assert.equal("ok", ok())
             local running = dike.spawn(slow)
-            dike.sleep(0.05)
-            assert.equal(1, holders("rel"))
+            assert.is_true(eventually(function() return holders("rel") == 1 end))
             local queued = dike.spawn(ok)
-            dike.sleep(0.05)
+            assert.is_true(eventually(function() return waiters("rel") == 1 end))
             assert.equal(1, dike.stats(lim).queued)
-            assert.equal(1, waiters("rel"))
             queued:cancel()
             assert.equal(0, dike.stats(lim).queued)
             running:cancel()
@@ -275,7 +275,7 @@ describe("dike.limit_jobs with a store that fails", function()
         local f = lim(function(x)
             running = running + 1
             most = math.max(most, running)
-            dike.sleep(0.05)
+            dike.sleep(0.3)
             running = running - 1
             return x
         end)
@@ -288,7 +288,7 @@ describe("dike.limit_jobs with a store that fails", function()
             for i = 1, 5 do items[i] = function() return f(i) end end
             return dike.gather(items, { return_errors = true })
         end)
-        return r, dike.stats(lim), logs, s, f, most
+        return r, dike.stats(lim), logs, s, lim, most
     end
 
     -- The two acquires failed; a poll for the queued callers may have gone out (and failed)
@@ -305,7 +305,7 @@ describe("dike.limit_jobs with a store that fails", function()
     end
 
     it('on_failure = "local": a process-local limiter with the same options until the store is back', function()
-        local r, st, logs, s, f, most = outage("local")
+        local r, st, logs, s, lim, most = outage("local")
         assert.same({ 5, 0 }, { outcomes(r) })
         assert.equal(2, most) -- at most `limit` at once here
         assert.is_true(two_or_three(st.store_errors), st.store_errors)
@@ -317,9 +317,10 @@ describe("dike.limit_jobs with a store that fails", function()
         server:start()
         dike.run(function()
             assert.is_true(eventually(function() return s:available() end))
-            local t = dike.spawn(f, 9)
-            dike.sleep(0.02)
-            assert.equal(1, holders("down-local")) -- shared again
+            local gate = false
+            local t = dike.spawn(lim(function() while not gate do dike.sleep(0.01) end return 9 end))
+            assert.is_true(eventually(function() return holders("down-local") == 1 end)) -- shared again
+            gate = true
             assert.equal(9, t:join())
         end)
         assert.equal(2, #logs)

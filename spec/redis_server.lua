@@ -5,19 +5,27 @@
 --   server.path / server.port, server:cli("DBSIZE"), server:stop(), server:start()
 local M = {}
 
--- The servers and redis-cli run without the sanitizer runtime that the ASan suites preload
--- into the interpreters (and hand down to every child).
+-- Every command runs without the sanitizer runtime that the ASan suites preload into the
+-- interpreters (and that every child would inherit: mktemp, redis-server... abort under it).
 local CLEAN_ENV = "env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS "
 
+local function quote(s)
+    return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function clean(cmd)
+    return "exec " .. CLEAN_ENV .. "sh -c " .. quote(cmd)
+end
+
 local function sh(cmd)
-    local p = assert(io.popen(cmd .. " 2>&1"))
+    local p = assert(io.popen(clean(cmd .. " 2>&1")))
     local out = p:read("*a")
     p:close()
     return (out:gsub("%s+$", ""))
 end
 
 local function sleep(s)
-    os.execute("sleep " .. s)
+    os.execute(clean("sleep " .. s))
 end
 
 local function read(path)
@@ -63,7 +71,7 @@ function Server:start()
         end
         os.remove(self.dir .. "/redis.pid")
         local cmd = table.concat({
-            CLEAN_ENV .. "redis-server", listen, "--daemonize yes", "--pidfile " .. self.dir .. "/redis.pid",
+            "redis-server", listen, "--daemonize yes", "--pidfile " .. self.dir .. "/redis.pid",
             "--dir " .. self.dir, "--logfile " .. self.dir .. "/redis.log", "--save ''", "--appendonly no",
             self.password and ("--requirepass " .. self.password) or "",
         }, " ")
@@ -89,7 +97,7 @@ end
 function Server:cli(args)
     local where = self.tcp and ("-h 127.0.0.1 -p " .. self.port) or ("-s " .. self.path)
     local auth = self.password and (" --no-auth-warning -a " .. self.password) or ""
-    return sh(CLEAN_ENV .. "redis-cli " .. where .. auth .. " " .. args)
+    return sh("redis-cli " .. where .. auth .. " " .. args)
 end
 
 function Server:ping()
@@ -101,10 +109,10 @@ function Server:stop()
     local pid = self.pid
     if not pid then return end
     self.pid = nil
-    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    os.execute(clean("kill -TERM " .. pid .. " 2>/dev/null"))
     for i = 1, 150 do
         if not alive(pid) then return end
-        if i == 150 then os.execute("kill -KILL " .. pid .. " 2>/dev/null") end
+        if i == 150 then os.execute(clean("kill -KILL " .. pid .. " 2>/dev/null")) end
         sleep(0.02)
     end
 end
@@ -112,7 +120,7 @@ end
 --- Stop it and remove its directory.
 function Server:destroy()
     self:stop()
-    os.execute("rm -rf '" .. self.dir .. "'")
+    os.execute(clean("rm -rf " .. quote(self.dir)))
 end
 
 --- The options of dike.store.redis{...} that reach it.

@@ -6,12 +6,20 @@ local support = require("spec.support")
 local redis_server = require("spec.redis_server")
 local defer = require("spec.defer")(function(fn) finally(fn) end)
 local client_luv = require("dike.store.client_luv")
+local algorithms = require("dike.store.algorithms")
 local uv = require("luv")
 
 -- Generous: valgrind runs this file too. Tests of the timeout itself set their own.
 local TIMEOUT = 3
 
 local server
+
+-- Wait (in a task) until cond() or `seconds` pass.
+local function eventually(cond, seconds)
+    local t0 = dike.now()
+    while not cond() and dike.now() - t0 < (seconds or 5) do dike.sleep(0.005) end
+    return cond()
+end
 
 -- Stores and clients are closed when their test ends (before spec/helper.lua's check that
 -- nothing is left open), and the server's data is dropped.
@@ -185,6 +193,7 @@ describe("dike.store.redis client (luv)", function()
         dike.run(function()
             assert.equal("PONG", c:call({ "PING" }, 1, "test"))
         end)
+        defer(function() if not server.pid then server:start() end end)
         server:stop()
         dike.run(function()
             local v, _, kind = c:call({ "PING" }, 1, "test")
@@ -268,6 +277,7 @@ describe("dike.store.redis", function()
     it("logs an outage once, fails at once while down, and comes back by itself", function()
         local logs, restore = support.capture_logs(dike)
         local s = store()
+        defer(function() if not server.pid then server:start() end end)
         local J = s:jobs("x", 5)
         local ok, err = pcall(function()
             dike.run(function()
@@ -276,7 +286,9 @@ describe("dike.store.redis", function()
                 local v, e, kind = J:acquire("b", false, "test")
                 assert.is_nil(v)
                 assert.equal("io", kind)
-                assert.matches("connection closed by the server", e)
+                -- the server's end of the idle connection: an EOF, or a reset for the write
+                assert.is_truthy(e:find("connection closed by the server", 1, true) or e:find("ECONNRESET", 1, true)
+                    or e:find("EPIPE", 1, true), e)
                 for _ = 1, 5 do
                     local _, _, k = J:acquire("c", false, "test")
                     assert.equal("down", k) -- not tried
@@ -322,39 +334,45 @@ describe("dike.store.redis limit_jobs script", function()
             local got = {}
             local function cb(tag, g, e) got[#got + 1] = { tag, g, e } end
             J:grant("p2:1", { "p2:2" }, 1, cb, "p2")
-            dike.sleep(0.05)
+            assert.is_true(eventually(function() return #got == 1 end))
             assert.same({ { "p2", 0 } }, got)
             -- a newcomer may not take the slot kept for the waiters
             assert.is_false(J:acquire("p3:2", false, "test"))
             J:grant("", { "p1:2" }, 1, cb, "p1")
             J:grant("", { "p2:2" }, 1, cb, "p2")
-            dike.sleep(0.05)
+            assert.is_true(eventually(function() return #got == 3 end))
             assert.same({ { "p2", 0 }, { "p1", 1 }, { "p2", 0 } }, got)
             assert.same({ 2, 1 }, { J:count() })
             J:release("p1:1")
             J:grant("", { "p2:2" }, 1, cb, "p2")
-            dike.sleep(0.05)
+            assert.is_true(eventually(function() return #got == 4 end))
             assert.same({ "p2", 1 }, got[4])
             assert.same({ 2, 0 }, { J:count() })
         end)
     end)
 
-    it("lets leases and waiter places expire; renewal keeps a lease and re-adds a lost one", function()
+    it("lets leases and waiter places expire; renewal pushes a lease on and re-adds a lost one", function()
         local s = store()
-        local J = s:jobs("e", 1, 0.3)
+        local J = s:jobs("e", 1, 0.3) -- waiter places last min(lease, 0.5) = 0.3 s
+        local function expiry(id) return tonumber(server:cli("ZSCORE 'dike:{e}:lj:h' " .. id)) end
+        -- Only lower bounds on time below: the run may be slow (valgrind), never faster.
         dike.run(function()
             assert.is_true(J:acquire("a", false, "test"))
             assert.is_false(J:acquire("w", true, "test"))
-            local lost = {}
-            dike.sleep(0.2)
-            J:renew({ "a" }, 1, function(_, n) lost[#lost + 1] = n end)
-            dike.sleep(0.2) -- 0.4 s after the acquire, 0.2 s after the renewal
-            assert.same({ 1, 0 }, { J:count() }) -- the waiter's place lasts min(lease, 0.5) = 0.3 s
-            dike.sleep(0.35)
-            assert.same({ 0, 0 }, { J:count() }) -- the lease and the waiter's place are gone
-            J:renew({ "a" }, 1, function(_, n) lost[#lost + 1] = n end)
+            local first = expiry("a")
             dike.sleep(0.05)
-            assert.same({ 0, 1 }, lost)
+            local lost = {}
+            local function note(_, n) lost[#lost + 1] = n end
+            J:renew({ "a" }, 1, note)
+            assert.is_true(eventually(function() return #lost == 1 end))
+            assert.same({ 0 }, lost)
+            local renewed = expiry("a")
+            assert.is_true(renewed >= first + 50, ("expiry %d ms after %d"):format(renewed, first))
+            dike.sleep(0.31) -- a lease past the renewal, and past the waiter's place
+            assert.same({ 0, 0 }, { J:count() })
+            J:renew({ "a" }, 1, note)
+            assert.is_true(eventually(function() return #lost == 2 end))
+            assert.same({ 0, 1 }, lost) -- it had expired: it counts again
             assert.same({ 1, 0 }, { J:count() })
         end)
         local pttl = tonumber(server:cli("PTTL 'dike:{e}:lj:h'"))
@@ -409,7 +427,9 @@ describe("dike.store.redis rate_limit script", function()
         end)
     end)
 
-    it("admits burst + rate * time from 20 concurrent callers, to within 2%", function()
+    -- The 2% accuracy over 3 s is checked across 4 processes by spec/shared/run.lua; here, bounds
+    -- that hold however slow the run (valgrind): the burst, and never more than the rate allows.
+    it("admits the burst at once, then no more than rate * time", function()
         local s = store()
         local R = s:rate("rt")
         local admitted, first, last = 0, nil, nil
@@ -430,8 +450,8 @@ describe("dike.store.redis rate_limit script", function()
             end
             dike.gather(items)
         end)
-        local want = 5 + 40 * (last - first)
-        assert.is_true(math.abs(admitted - want) <= 0.02 * want + 1, ("admitted %d, want %.1f"):format(admitted, want))
+        local most = 5 + 40 * (last - first)
+        assert.is_true(admitted >= 5 and admitted <= most + 1, ("admitted %d, at most %.1f"):format(admitted, most))
     end)
 end)
 
@@ -449,7 +469,7 @@ describe("dike.store.redis circuit_breaker script", function()
             local allowed, state, retry_after = B1:admit()
             assert.is_false(allowed)
             assert.equal("open", state)
-            assert.is_true(retry_after > 0.2 and retry_after <= 0.3, retry_after)
+            assert.is_true(retry_after > 0 and retry_after <= 0.3, retry_after)
             dike.sleep(0.32)
             local ok1, st1, _, changed1, trial1 = B2:admit()
             assert.same({ true, "half_open", "half_open", true }, { ok1, st1, changed1, trial1 })
@@ -459,7 +479,9 @@ describe("dike.store.redis circuit_breaker script", function()
             assert.same({ "open", "open", "trial", 0, 0 }, { B2:record(true, false, true) })
             local state2, retry2 = B1:state()
             assert.equal("open", state2)
-            assert.is_true(retry2 > 0.4 and retry2 <= 0.5, retry2)
+            assert.is_true(retry2 > 0 and retry2 <= 0.5, retry2)
+            local record = algorithms.load().cb_decode(server:cli("GET 'dike:{cb}:cb'"), conf)
+            assert.equal(0.5, record.open_for) -- 0.3 x 2, capped
             dike.sleep(0.52)
             assert.same({ "half_open", 0, "half_open" }, { B1:state() })
             local ok3, _, _, _, trial3 = B1:admit()
