@@ -6,8 +6,8 @@
 #   make test     deps, then three stages (scripts/test.sh), last line "N passed, N failed" over all:
 #                 build/ (-Werror): C tests, busted under LuaJIT and Lua 5.2, 5.3, 5.4, the C
 #                   tests and the LuaJIT and 5.4 busted runs under valgrind memcheck, the short
-#                   stress run (LuaJIT, 5.4), luacheck, symbols/source-list/
-#                   luarocks-install/demo/bench-smoke checks, the integration suites (nginx,
+#                   stress run (LuaJIT, 5.4), luacheck, symbols/rockspec-lint/
+#                   luarocks-install/docs-links/summary/demo/bench-smoke checks, the integration suites (nginx,
 #                   Neovim, the demo service, a 5 s soak and 2 s more under Lua 5.4);
 #                 build-asan/: C tests, busted and the short stress run under ASan+UBSan;
 #                 build-fuzz/: each libFuzzer target for FUZZ_SECONDS (30) from its seed corpus
@@ -20,12 +20,16 @@
 #                 in-process run of the demo service)
 #   make demo-service  the demo HTTP service under wrk, batching on then off
 #                 (examples/service/load.lua; LOAD_ARGS="--duration 10 -- --fail-rate 0.05")
+#   make demo-outage  the demo service under wrk while its model is down for 5 s, without and
+#                 with a circuit breaker (examples/service/outage.lua; OUTAGE_ARGS="--open-for 2")
 #   make soak     the demo service under wrk for SOAK_SECONDS (60) with injected failures and
 #                 load shedding; checks every answer, gauges, clean exit, flat RSS and Lua heap
 #                 (examples/service/soak.lua; SOAK_ARGS="--connections 128 -- --fail-rate 0.1")
 #   make bench    bench/run.sh: deps (all), build, the Node peers, every workload; prints the
 #                 table, writes bench/RESULTS.md and bench/results.png (not part of make test)
-#   make rockspec regenerate the rockspec's module list (after adding a source or a Lua module)
+#   make rockspec VERSION=x.y.z  write the release rockspec rockspec/dike-x.y.z-1.rockspec from
+#                 dike-scm-1.rockspec (scripts/rockspec.sh; the rockspecs list no modules: the
+#                 build is CMakeLists.txt, so adding a source or a Lua module needs no rockspec edit)
 #   make clean
 BUILD ?= build
 ASAN_BUILD ?= build-asan
@@ -38,7 +42,7 @@ MAKEFLAGS += --no-print-directory
 # The build tree first, then the system paths (';;'), so luv and LuaJIT's jit.* stay visible.
 RUN_ENV = LUA_PATH="lua/?.lua;lua/?/init.lua;;" LUA_CPATH="$(BUILD)/?.so;;"
 
-.PHONY: all build test asan fuzz stress demo demo-service soak bench rockspec clean deps
+.PHONY: all build test asan fuzz stress demo demo-service demo-outage soak bench rockspec clean deps
 
 all: build
 
@@ -72,6 +76,11 @@ demo-service: build
 	scripts/deps.sh test
 	$(RUN_ENV) $(LUAJIT) examples/service/load.lua $(LOAD_ARGS)
 
+OUTAGE_ARGS ?=
+demo-outage: build
+	scripts/deps.sh test
+	$(RUN_ENV) $(LUAJIT) examples/service/outage.lua $(OUTAGE_ARGS)
+
 SOAK_SECONDS ?= 60
 SOAK_ARGS ?=
 soak: build
@@ -82,7 +91,7 @@ bench:
 	bench/run.sh
 
 rockspec:
-	$(LUAJIT) scripts/check-sources.lua --write
+	scripts/rockspec.sh $(VERSION)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) .tree

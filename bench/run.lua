@@ -1,5 +1,5 @@
 --- The benchmark driver (`make bench`, through bench/run.sh). It runs every measurement of
--- the six workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
+-- the eight workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
 -- several times, each in a fresh process, interleaved (round 1 of everything, then round 2,
 -- ...) so that the machine's noise falls on every variant alike; takes medians; prints one
 -- table of ratios with the absolute figures beside
@@ -89,10 +89,11 @@ local INTERP = {
 
 -- Sizes from the issue; `smoke` sizes only prove the scripts still run.
 local N = opts.smoke
-    and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300,
-          store = 320, handoff = 20, ngx_seconds = 1 }
+    and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300, tasks = 300, wait = 200,
+          node_calls = 200, events = 2000, store = 320, handoff = 20, ngx_seconds = 1 }
     or { batch = 100000, calls = 1000000, fail = 100000, queue = { 1000, 10000, 100000 }, array = 100000,
-         store = 20000, handoff = 100, ngx_seconds = 3 }
+         tasks = 200000, wait = 100000, node_calls = 200000, events = 1000000, store = 20000, handoff = 100,
+         ngx_seconds = 3 }
 
 local M = {}
 local function measure(key, interp, script, impl, n, extra)
@@ -110,9 +111,19 @@ measure("batch.minimal.luajit", "luajit", "bench/lua/batch.lua", "minimal", N.ba
 measure("batch.minimal.luajit.mem", "luajit", "bench/lua/batch.lua", "minimal", N.batch, { mem = true })
 measure("batch.contract.luajit", "luajit", "bench/lua/batch.lua", "contract", N.batch)
 measure("batch.contract.luajit.mem", "luajit", "bench/lua/batch.lua", "contract", N.batch, { mem = true })
+-- the peers' pattern (spawn every caller, join them all) and plain-coroutine callers
+measure("batch.join.luajit", "luajit", "bench/lua/batch.lua", "join", N.batch)
+measure("batch.wrap.luajit", "luajit", "bench/lua/batch.lua", "wrap", N.batch)
+measure("batch.wrap.luajit.mem", "luajit", "bench/lua/batch.lua", "wrap", N.batch, { mem = true })
 measure("batch.dataloader", "node", "bench/node/batch.mjs", "dataloader", N.batch, { node = true })
 measure("batch.dataloader.mem", "node", "bench/node/batch.mjs", "dataloader", N.batch,
         { node = true, mem = true })
+-- 1b. task cost: spawn to finish, and spawn + sleep(0) + finish
+for _, interp in ipairs({ "luajit", "lua54" }) do
+    for _, impl in ipairs({ "empty", "sleep0" }) do
+        measure("tasks." .. impl .. "." .. interp, interp, "bench/lua/tasks.lua", impl, N.tasks)
+    end
+end
 -- 2, 3. wrapper overhead on calls that do not wait
 for _, interp in ipairs({ "luajit", "lua54" }) do
     for _, impl in ipairs({ "bare", "pcall", "limit_jobs", "retry" }) do
@@ -135,12 +146,28 @@ end
 for _, impl in ipairs({ "array", "list" }) do
     measure("array." .. impl, "luajit", "bench/lua/array.lua", impl, N.array)
 end
--- 7. limits shared through Redis (each run starts its own redis-server and worker processes)
+-- 7. circuit breaker and timeout on calls that do not wait; timeout on calls that wait once
+for _, interp in ipairs({ "luajit", "lua54" }) do
+    for _, impl in ipairs({ "circuit_breaker", "timeout" }) do
+        measure("overhead." .. impl .. "." .. interp, interp, "bench/lua/overhead.lua", impl, N.calls)
+    end
+end
+for _, impl in ipairs({ "pcall_wait", "timeout_wait" }) do
+    measure("overhead." .. impl .. ".luajit", "luajit", "bench/lua/overhead.lua", impl, N.wait)
+end
+for _, impl in ipairs({ "opossum", "cockatiel" }) do
+    measure("breaker." .. impl, "node", "bench/node/breaker.mjs", impl, N.node_calls, { node = true })
+end
+-- 8. the cost of an event
+for _, impl in ipairs({ "none", "noop", "noop_main" }) do
+    measure("events." .. impl, "luajit", "bench/lua/events.lua", impl, N.events)
+end
+-- 9. limits shared through Redis (each run starts its own redis-server and worker processes)
 for _, impl in ipairs({ "ping4", "jobs4", "jobs1", "rate4" }) do
     measure("store." .. impl, "luajit", "bench/lua/store.lua", impl, N.store)
 end
 measure("store.handoff", "luajit", "bench/lua/store.lua", "handoff", N.handoff)
--- 8. limits shared by nginx's workers (each run starts its own nginx and redis-server; N = seconds of wrk)
+-- 10. limits shared by nginx's workers (each run starts its own nginx and redis-server; N = seconds of wrk)
 for _, impl in ipairs({ "bare", "none", "sd", "rd" }) do
     measure("ngx." .. impl, "luajit", "bench/lua/ngx_store.lua", impl, N.ngx_seconds)
 end
@@ -296,6 +323,16 @@ row(W1, "the same, held to dike's contract (LuaJIT)", "batch.contract.luajit", "
 row(W1, "dike.batch (LuaJIT)", "batch.dike.luajit", "calls/s", "batch.minimal.luajit")
 row(W1, "dike.batch (Lua 5.4)", "batch.dike.lua54", "calls/s", "batch.minimal.luajit")
 row(W1, "dataloader 2.2.3 (Node)", "batch.dataloader", "calls/s", "batch.minimal.luajit")
+row(W1, "dike.batch, spawn(load, {i}) then join all (LuaJIT)", "batch.join.luajit", "calls/s",
+    "batch.minimal.luajit")
+row(W1, "dike.batch, plain coroutine callers (LuaJIT)", "batch.wrap.luajit", "calls/s", "batch.minimal.luajit")
+
+local W1b = format("1b. tasks, %s spawned", N.tasks)
+for _, interp in ipairs({ "luajit", "lua54" }) do
+    local L = " (" .. INTERP[interp].label .. ")"
+    row(W1b, "spawn to finish, empty task" .. L, "tasks.empty." .. interp, "ns/call", "tasks.empty." .. interp)
+    row(W1b, "spawn + sleep(0) + finish" .. L, "tasks.sleep0." .. interp, "ns/call", "tasks.empty." .. interp)
+end
 
 local W2 = format("2. limit_jobs, %s calls", N.calls)
 local W3 = format("3. retry success, %s calls", N.calls)
@@ -329,18 +366,40 @@ local W6 = format("6. array mode, %s callers x 16 doubles", N.array)
 row(W6, "list mode", "array.list", "ns/call", "array.list")
 row(W6, "array mode", "array.array", "ns/call", "array.list")
 
-local W7 = format("7. limit_jobs through Redis, %d calls, 16 callers per process", N.store)
-row(W7, "floor: 2 PINGs per call (dike's client), 4 processes", "store.ping4", "calls/s", "store.ping4")
-row(W7, "dike.limit_jobs{store = redis}, 4 processes", "store.jobs4", "calls/s", "store.ping4")
-row(W7, "dike.limit_jobs{store = redis}, 1 process", "store.jobs1", "calls/s", "store.ping4")
-row(W7, "the GCRA script (store:rate), 4 processes", "store.rate4", "calls/s", "store.ping4")
-row(W7, "a slot handed from one process to another's queue (gap)", "store.handoff", "us/call")
+local W7 = format("7. circuit_breaker and timeout, %s calls (%s that wait once)", N.calls, N.wait)
+for _, interp in ipairs({ "luajit", "lua54" }) do
+    local L = " (" .. INTERP[interp].label .. "), ratio to its bare pcall"
+    row(W7, "dike.circuit_breaker{} (closed)" .. L, "overhead.circuit_breaker." .. interp, "ns/call",
+        "overhead.pcall." .. interp)
+    row(W7, "dike.timeout{seconds = 10}, returning in time" .. L, "overhead.timeout." .. interp, "ns/call",
+        "overhead.pcall." .. interp)
+end
+row(W7, "bare pcall of a function that waits once: dike.sleep(0) (LuaJIT)", "overhead.pcall_wait.luajit", "ns/call",
+    "overhead.pcall_wait.luajit")
+row(W7, "dike.timeout{seconds = 10} of it (LuaJIT)", "overhead.timeout_wait.luajit", "ns/call",
+    "overhead.pcall_wait.luajit")
+row(W7, "opossum 8 (Node), closed, ratio to dike's breaker (LuaJIT)", "breaker.opossum", "ns/call",
+    "overhead.circuit_breaker.luajit")
+row(W7, "cockatiel 3 (Node), closed, ratio to dike's breaker (LuaJIT)", "breaker.cockatiel", "ns/call",
+    "overhead.circuit_breaker.luajit")
 
-local W8 = format("8. nginx, 4 workers, wrk -c 50 for %d s", N.ngx_seconds)
-row(W8, "bare ngx.shared.DICT:incr counter (limit.conn's mechanism)", "ngx.bare", "req/s", "ngx.bare")
-row(W8, "no guard", "ngx.none", "req/s", "ngx.bare")
-row(W8, "dike.limit_jobs{store = shared_dict}", "ngx.sd", "req/s", "ngx.bare")
-row(W8, "dike.limit_jobs{store = redis} (lua-resty-redis)", "ngx.rd", "req/s", "ngx.bare")
+local W8 = format("8. events, %s emits of a retry event", N.events)
+row(W8, "no observer (LuaJIT)", "events.none", "ns/call", "events.none")
+row(W8, "a no-op observer, emitted in a task (LuaJIT)", "events.noop", "ns/call", "events.none")
+row(W8, "a no-op observer, emitted on the main thread (LuaJIT)", "events.noop_main", "ns/call", "events.none")
+
+local W9 = format("9. limit_jobs through Redis, %d calls, 16 callers per process", N.store)
+row(W9, "floor: 2 PINGs per call (dike's client), 4 processes", "store.ping4", "calls/s", "store.ping4")
+row(W9, "dike.limit_jobs{store = redis}, 4 processes", "store.jobs4", "calls/s", "store.ping4")
+row(W9, "dike.limit_jobs{store = redis}, 1 process", "store.jobs1", "calls/s", "store.ping4")
+row(W9, "the GCRA script (store:rate), 4 processes", "store.rate4", "calls/s", "store.ping4")
+row(W9, "a slot handed from one process to another's queue (gap)", "store.handoff", "us/call")
+
+local W10 = format("10. nginx, 4 workers, wrk -c 50 for %d s", N.ngx_seconds)
+row(W10, "bare ngx.shared.DICT:incr counter (limit.conn's mechanism)", "ngx.bare", "req/s", "ngx.bare")
+row(W10, "no guard", "ngx.none", "req/s", "ngx.bare")
+row(W10, "dike.limit_jobs{store = shared_dict}", "ngx.sd", "req/s", "ngx.bare")
+row(W10, "dike.limit_jobs{store = redis} (lua-resty-redis)", "ngx.rd", "req/s", "ngx.bare")
 
 local function ratio_of(key, ref)
     local a, b = per_op(key), per_op(ref)
@@ -350,12 +409,25 @@ target("batch: dike (LuaJIT) cost / minimal batcher", ratio_of("batch.dike.luaji
        1.5, "<= 1.5")
 target("batch: dataloader calls/s / dike (LuaJIT) calls/s", ratio_of("batch.dike.luajit", "batch.dataloader"),
        0.5, "<= 0.5 (dike >= 2x)")
+target("batch, joined tasks: dataloader calls/s / dike's (LuaJIT)",
+       ratio_of("batch.join.luajit", "batch.dataloader"), 1 / 1.5, "<= 0.67 (dike >= 1.5x)")
+target("batch, plain coroutines: dike (LuaJIT) cost / minimal batcher",
+       ratio_of("batch.wrap.luajit", "batch.minimal.luajit"), 1.3, "<= 1.3")
+target("spawn to finish of an empty task (LuaJIT), ns", ns("tasks.empty.luajit"), 250, "<= 250 (aim)")
 target("limit_jobs / bare pcall (LuaJIT)", ratio_of("overhead.limit_jobs.luajit", "overhead.pcall.luajit"),
        1.5, "<= 1.5")
 target("retry success / bare pcall (LuaJIT)", ratio_of("overhead.retry.luajit", "overhead.pcall.luajit"),
        1.5, "<= 1.5")
 target(format("queue: per call at %d / at %d waiting", N.queue[3], N.queue[1]),
        ratio_of("queue.dike.3", "queue.dike.1"), 1.3, "<= 1.3")
+target("circuit_breaker closed / bare pcall (LuaJIT)",
+       ratio_of("overhead.circuit_breaker.luajit", "overhead.pcall.luajit"), 1.5, "<= 1.5")
+target("timeout returning in time / bare pcall (LuaJIT)",
+       ratio_of("overhead.timeout.luajit", "overhead.pcall.luajit"), 1.5, "<= 1.5")
+target("circuit_breaker: dike (LuaJIT) cost / opossum's",
+       ratio_of("overhead.circuit_breaker.luajit", "breaker.opossum"), 1, "<= 1 (aim: dike ahead)")
+target("circuit_breaker: dike (LuaJIT) cost / cockatiel's",
+       ratio_of("overhead.circuit_breaker.luajit", "breaker.cockatiel"), 1, "<= 1 (aim: dike ahead)")
 local mem_dike = field("batch.dike.luajit.mem", "bytes_per_caller")
 -- Not targets of the issue: where the batch figures come from (bench/RESULTS.md, "Floors").
 local floors = {
@@ -364,7 +436,7 @@ local floors = {
     { name = "batch: the contract floor / the minimal batcher",
       value = ratio_of("batch.contract.luajit", "batch.minimal.luajit") },
 }
-target("memory per waiting batch caller (LuaJIT), bytes", mem_dike, 1024, "< 1024 (aim)")
+target("memory per waiting batch caller (LuaJIT), bytes", mem_dike, 600, "<= 600")
 target("limit_jobs through Redis: commands per admitted call (4 processes)", field("store.jobs4", "commands"),
        2.01, "<= 2 (1 acquire, 1 release, 0 renewals)")
 
@@ -373,6 +445,12 @@ local function fmt_value(v, unit)
     if unit == "calls/s" or unit == "req/s" then return format("%.0f", v) end
     if v >= 100 then return format("%.0f", v) end
     if v >= 10 then return format("%.1f", v) end
+    return format("%.2f", v)
+end
+-- A target's value: small ratios (a peer far behind) keep two significant digits.
+local function fmt_target(v)
+    if v >= 10 then return format("%.0f", v) end
+    if v < 0.01 then return format("%.2g", v) end
     return format("%.2f", v)
 end
 local function fmt_ratio(r) return r and format("%.2f", r) or "-" end
@@ -412,7 +490,7 @@ local function text_table()
     end
     out[#out + 1] = "targets:"
     for _, t in ipairs(targets) do
-        local v = t.value and (t.value >= 10 and format("%.0f", t.value) or format("%.2f", t.value)) or "-"
+        local v = t.value and fmt_target(t.value) or "-"
         out[#out + 1] = format("  %-58s %8s  %-22s %s", t.name, v, t.how,
                                t.value == nil and "not measured" or (t.met and "met" or "NOT MET"))
     end
@@ -435,7 +513,7 @@ local function versions()
     v[#v + 1] = "libuv (through luv): " .. capture("luajit -e 'io.write(require(\"luv\").version_string())'")
     if have_node then
         v[#v + 1] = "Node: " .. capture("node --version")
-        for _, p in ipairs({ "dataloader", "p-limit", "p-retry", "yocto-queue", "retry" }) do
+        for _, p in ipairs({ "dataloader", "p-limit", "p-retry", "yocto-queue", "retry", "opossum", "cockatiel" }) do
             local ver = capture("node -e 'process.stdout.write(require(\"./bench/node_modules/" .. p
                                 .. "/package.json\").version)'")
             v[#v + 1] = "npm " .. p .. ": " .. (ver ~= "" and ver or "?")
@@ -479,7 +557,7 @@ local function md_results()
     w("| target | measured | wanted | |")
     w("| --- | ---: | --- | --- |")
     for _, t in ipairs(targets) do
-        local v = t.value and (t.value >= 10 and format("%.0f", t.value) or format("%.2f", t.value)) or "-"
+        local v = t.value and fmt_target(t.value) or "-"
         w(format("| %s | %s | %s | %s |", t.name, v, t.how,
                  t.value == nil and "not measured" or (t.met and "met" or "**not met**")))
     end
@@ -585,12 +663,20 @@ do
         g[#g + 1] = format("%d %.6g %.6g", qn, ns("queue.dike." .. i) or 0, ns("queue.minimal." .. i) or 0)
     end
     dat("queue", g)
+    -- The chart's ratio targets, by the start of their names.
     local t = {}
-    local short = { "batch vs\\nminimal", "dataloader calls/s\\nvs dike's", "limit_jobs\\nvs pcall",
-                    "retry vs\\npcall", "queue\\n100k/1k" }
-    for i = 1, 5 do
-        local x = targets[i]
-        t[#t + 1] = format("%s %.6g %.6g", q(short[i]), x.value or 0, x.limit)
+    local short = { { "batch: dike", "batch vs\\nminimal" }, { "batch: dataloader", "dataloader calls/s\\nvs dike's" },
+                    { "batch, joined", "joined: dataloader\\nvs dike's" },
+                    { "batch, plain", "coroutines vs\\nminimal" },
+                    { "limit_jobs", "limit_jobs\\nvs pcall" }, { "retry", "retry vs\\npcall" },
+                    { "queue", "queue\\n100k/1k" } }
+    for _, sh in ipairs(short) do
+        for _, x in ipairs(targets) do
+            if x.name:sub(1, #sh[1]) == sh[1] then
+                t[#t + 1] = format("%s %.6g %.6g", q(sh[2]), x.value or 0, x.limit)
+                break
+            end
+        end
     end
     dat("targets", t)
 end

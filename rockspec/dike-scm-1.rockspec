@@ -1,7 +1,9 @@
--- Install from the repository root (offline, no dependency resolution):
+-- The development rockspec: builds the working tree. From the repository root (offline, no
+-- dependency resolution):
 --   luarocks make --deps-mode=none rockspec/dike-scm-1.rockspec
--- The module lists below are generated: after adding a C source (in CMakeLists.txt) or a
--- lua/dike/**/*.lua file, run `make rockspec`. `make test` checks they agree (check.sources).
+-- The build is CMakeLists.txt with BUILD_TESTING=OFF: its source lists and install() rules say
+-- what is built and installed, so this file lists no modules. A release rockspec is this file
+-- with its version and tag: `make rockspec VERSION=x.y.z` writes rockspec/dike-x.y.z-1.rockspec.
 rockspec_format = "3.0"
 package = "dike"
 version = "scm-1"
@@ -20,6 +22,8 @@ ported from Python's dike and extended: retry with backoff and jitter, a concurr
 with a queue, and automatic batching of calls. Its core (backoff, batch buffers, typed arrays)
 is written in C.
 ]],
+   homepage = "https://github.com/dike-lua/dike",
+   license = "MIT",
    labels = { "async", "coroutines", "luv", "retry", "batching" },
 }
 
@@ -29,46 +33,17 @@ dependencies = {
 }
 
 build = {
-   type = "builtin",
-   modules = {
-      -- BEGIN GENERATED MODULES (scripts/check-sources.lua --write)
-      ["dike.core"] = {
-         sources = {
-            "csrc/errors.c",
-            "csrc/backoff.c",
-            "csrc/batchq.c",
-            "csrc/array.c",
-            "csrc/ldike.c",
-            "csrc/ldike_backoff.c",
-            "csrc/ldike_batchq.c",
-            "csrc/ldike_array.c",
-         },
-         incdirs = { "csrc" },
-      },
-      ["dike.batch"] = "lua/dike/batch.lua",
-      ["dike.errors"] = "lua/dike/errors.lua",
-      ["dike.heap"] = "lua/dike/heap.lua",
-      ["dike"] = "lua/dike/init.lua",
-      ["dike.limit_jobs"] = "lua/dike/limit_jobs.lua",
-      ["dike.limit_jobs_shared"] = "lua/dike/limit_jobs_shared.lua",
-      ["dike.log"] = "lua/dike/log.lua",
-      ["dike.options"] = "lua/dike/options.lua",
-      ["dike.retry"] = "lua/dike/retry.lua",
-      ["dike.runtime"] = "lua/dike/runtime/init.lua",
-      ["dike.runtime.luv"] = "lua/dike/runtime/luv.lua",
-      ["dike.runtime.ngx"] = "lua/dike/runtime/ngx.lua",
-      ["dike.scheduler"] = "lua/dike/scheduler.lua",
-      ["dike.stats"] = "lua/dike/stats.lua",
-      ["dike.store.algorithms"] = "lua/dike/store/algorithms.lua",
-      ["dike.store.client_luv"] = "lua/dike/store/client_luv.lua",
-      ["dike.store.client_ngx"] = "lua/dike/store/client_ngx.lua",
-      ["dike.store"] = "lua/dike/store/init.lua",
-      ["dike.store.redis"] = "lua/dike/store/redis.lua",
-      ["dike.store.resp"] = "lua/dike/store/resp.lua",
-      ["dike.store.scripts"] = "lua/dike/store/scripts.lua",
-      ["dike.store.shared_dict"] = "lua/dike/store/shared_dict.lua",
-      ["dike.task"] = "lua/dike/task.lua",
-      ["dike.task_record"] = "lua/dike/task_record.lua",
-      -- END GENERATED MODULES
+   type = "cmake",
+   variables = {
+      BUILD_TESTING = "OFF",
+      CMAKE_BUILD_TYPE = "Release",
+      CMAKE_C_FLAGS = "$(CFLAGS)",
+      CMAKE_MODULE_LINKER_FLAGS = "$(LIBFLAG)",
+      LUA_INCDIR = "$(LUA_INCDIR)",
+      DIKE_INSTALL_LMOD = "$(LUADIR)",
+      DIKE_INSTALL_CMOD = "$(LIBDIR)",
    },
+   -- Kept in the rock's directory (`luarocks show dike`): the reference, and the LuaCATS
+   -- definitions for editors.
+   copy_directories = { "docs", "types" },
 }

@@ -74,3 +74,17 @@ for name in pairs(package.loaded) do
   end
 end
 print("ok   every loaded dike module comes from the installed tree")
+
+-- Every Lua file of the repository was installed, under its module name (the install rules
+-- take lua/dike/ whole; this catches a file they would leave out).
+local list = os.getenv("DIKE_LUA_FILES")
+if list then
+  local n = 0
+  for file in io.lines(list) do
+    local name = file:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+    from_tree(name, package.path)
+    n = n + 1
+  end
+  assert(n > 0, "no Lua files listed in " .. list)
+  print(("ok   all %d Lua modules of the repository are installed"):format(n))
+end

@@ -3,7 +3,7 @@
 set -u
 cd "$(dirname "$0")/.."
 dirs=()
-for d in lua spec examples bench scripts .busted .luacheckrc; do
+for d in lua spec examples bench scripts types .busted .luacheckrc; do
   [ -e "$d" ] && dirs+=("$d")
 done
 exec luacheck --no-color --codes "${dirs[@]}"

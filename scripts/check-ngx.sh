@@ -79,11 +79,28 @@ if [ -z "$started" ]; then
 fi
 echo "# nginx (under timeout, pid $pid) on 127.0.0.1:$port, prefix $prefix"
 
-(cd "$root" && timeout 120 "$luajit" spec/ngx/check.lua "$port" "$prefix")
-rc=$?
+out=$prefix/check.out
+(cd "$root" && timeout 120 "$luajit" spec/ngx/check.lua "$port" "$prefix") | tee "$out"
+rc=${PIPESTATUS[0]}
+
+# One more check: a graceful `nginx -s quit` finishes by itself (a request left hanging
+# by dike would keep the worker alive) within 10 s.
+summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+passed=${summary%% passed*} failed=${summary#*, }; failed=${failed%% failed}
+[ -n "$summary" ] || { passed=0 failed=1; }
+nginx -p "$prefix" -c conf/nginx.conf -s quit 2>>"$prefix/logs/stderr.log"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$pid" 2>/dev/null; then
+  echo "not ok - nginx -s quit finishes within 10 s"
+  failed=$((failed + 1)) rc=1
+else
+  echo "ok - nginx -s quit finishes within 10 s"
+  passed=$((passed + 1))
+fi
 stop_nginx
 if [ $rc -ne 0 ]; then
   echo "# nginx error log:"
   sed 's/^/#   /' "$prefix/logs/error.log" | tail -n 40
 fi
+echo "$passed passed, $failed failed"
 exit $rc

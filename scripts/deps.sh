@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian packages dike needs to build, test and demo (DESIGN.md §3).
+# Install the Debian packages dike needs to build, test and demo (docs/testing.md, "The machine").
 # Idempotent: a no-op (well under a second) when everything is present.
 # Usage: scripts/deps.sh [core|test|all]
 #   core  build, unit tests and busted (the default; `make build`, `make demo`)

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run one test suite and record its counts for scripts/summarize.sh (ctest calls this).
+# Run one test suite and record its counts for scripts/summarize.sh (ctest calls this). The one
+# place that reads a suite's output (its "N passed, N failed" or busted's closing line).
 # Usage: scripts/run-suite.sh RESULTS_DIR NAME KIND COMMAND [ARGS...]
 #   KIND c       the command prints "N passed, N failed" (the last such line counts)
 #   KIND busted  busted's "N successes / N failures / N errors / N pending" line (errors count

@@ -4,16 +4,18 @@
 # Usage: scripts/test.sh [STAGE...]        (no stage: all three, in this order)
 #   default  build/ with -DDIKE_WERROR=ON: C tests, busted under LuaJIT and Lua 5.2, 5.3, 5.4, the
 #            C tests and the LuaJIT and 5.4 busted suites again under valgrind memcheck, the
-#            short stress run under LuaJIT and 5.4, luacheck, exported-symbols / source-list /
-#            luarocks-install checks, the demo under every interpreter, the integration suites
+#            short stress run under LuaJIT and 5.4, luacheck, exported-symbols / rockspec-lint /
+#            luarocks-install / docs-links / summary-chain checks, the demo under every
+#            interpreter, the integration suites
 #   asan     build-asan/ with -DDIKE_SANITIZE=ON (gcc): C tests, busted and the short stress run
 #            (LuaJIT and 5.4, ASan runtime preloaded), symbols check
 #   fuzz     build-fuzz/ with clang -DDIKE_FUZZ=ON: each libFuzzer target spec/c/fuzz_*.c for
 #            FUZZ_SECONDS (default 30), starting from its committed seed corpus
 # Environment: BUILD_DIR / ASAN_BUILD_DIR / FUZZ_BUILD_DIR (build dirs), FUZZ_SECONDS, JOBS
 # (default: nproc), CTEST_ARGS (extra ctest arguments for every stage, e.g. "-R busted").
-# The last line printed is "N passed, N failed" summed over all suites of all stages
-# (scripts/summarize.sh); the exit status is non-zero on any failure.
+# The last line printed is "N passed, N failed" summed over the suites this run selected in all
+# its stages (scripts/summarize.sh); the exit status is non-zero on any failure. .ci/run runs
+# this script; `make test` too.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -73,4 +75,5 @@ done
 
 echo
 echo "Summary (${dirs[*]}):"
-scripts/summarize.sh --extra "$extra" "${dirs[@]}"
+# Only the suites this run's ctest selected count (the same CTEST_ARGS).
+CTEST_ARGS="${CTEST_ARGS:-}" scripts/summarize.sh --extra "$extra" "${dirs[@]}"

@@ -10,7 +10,7 @@
 # What memcheck sees: memory from malloc (the C core's batch-queue buffers, libc, luv, libuv, all of
 # Lua 5.4's heap), the stack and globals. LuaJIT's own GC heap (tables, strings, userdata, hence
 # dike.array's elements) comes from its internal mmap allocator, which valgrind cannot see into:
-# the Lua 5.4 run covers that memory (verified with a deliberate one-byte overflow, README).
+# the Lua 5.4 run covers that memory (verified with a deliberate one-byte overflow: docs/testing.md).
 set -u
 exec valgrind --tool=memcheck --error-exitcode=99 --smc-check=all-non-file \
   --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \

@@ -1,4 +1,4 @@
--- Typed arrays of the C core (API.md section 7, plus slice / concat / is_array).
+-- Typed arrays of the C core (docs/array.md, plus slice / concat / is_array).
 -- Tests require "dike.core" only.
 local core = require("dike.core")
 

@@ -12,7 +12,7 @@ local floor, format = math.floor, string.format
 -- The values every option is tried with.
 local PROBES = { "x", "1", {}, true, print, NAN, INF, -INF, -1, -0.0, 0, 0.5, 1, 1e300, 2 ^ 53 + 2 }
 
--- How a value is shown in messages (the rule README and API.md give, written out again).
+-- How a value is shown in messages (the rule docs/errors-logging-stats.md gives, written out again).
 local function show(v)
     if type(v) == "string" then return format("%q", v) end
     if v ~= v then return "nan" end
@@ -60,6 +60,19 @@ function RULES.type(t, what)
     return function(v)
         if type(v) == t then return nil end
         return "must be " .. what .. ", got " .. show(v)
+    end
+end
+
+function RULES.rate(v)
+    if type(v) == "number" and v > 0 and v <= 1 then return nil end
+    return "must be a number > 0 and <= 1, got " .. show(v)
+end
+-- A rule, then a bound against another option's value (`other` names it, as the message does).
+local function bounded(rule, ok, other)
+    return function(v)
+        local why = rule(v)
+        if why or ok(v) then return why end
+        return other .. ", got " .. show(v)
     end
 end
 
@@ -132,6 +145,47 @@ local TOOLS = {
     },
 }
 
+-- The v2 tools whose options are checked like the others (the circuit breaker's defaults:
+-- window 20, open_for 30).
+TOOLS[#TOOLS + 1] = {
+    name = "dike.circuit_breaker", make = dike.circuit_breaker, base = {}, optional = true,
+    options = {
+        failure_rate = RULES.rate,
+        window = RULES.count(1, false),
+        window_seconds = RULES.number(true, false),
+        minimum_calls = bounded(RULES.count(1, false), function(v) return v <= 20 end, "must be <= window (20)"),
+        slow_call_seconds = RULES.number(true, true),
+        slow_call_rate = RULES.rate,
+        open_for = RULES.number(true, false),
+        open_backoff = function(v)
+            if type(v) == "number" and v >= 1 and v < INF then return nil end
+            return "must be a finite number >= 1, got " .. show(v)
+        end,
+        max_open_for = bounded(RULES.number(true, true), function(v) return v >= 30 end, "must be >= open_for (30)"),
+        half_open_calls = RULES.count(1, false),
+        exception_types = TOOLS[1].options.exception_types,
+        name = RULES.type("string", "a string"),
+        clock = RULES.type("function", "a function"),
+    },
+    use = function(opts)
+        local g = dike.circuit_breaker(opts)(function(x) return x + 1 end)
+        assert.equal(42, g(41))
+        assert.equal(42, dike.run(g, 41))
+    end,
+}
+TOOLS[#TOOLS + 1] = {
+    name = "dike.timeout", make = dike.timeout, base = { seconds = 1 },
+    options = {
+        seconds = RULES.number(true, true),
+        name = RULES.type("string", "a string"),
+    },
+    use = function(opts)
+        local g = dike.timeout(opts)(function(x) return x + 1 end)
+        assert.equal(42, g(41))
+        assert.equal(42, dike.run(g, 41))
+    end,
+}
+
 local tried = 0
 
 describe("bad input", function()
@@ -167,7 +221,9 @@ describe("bad input", function()
                     { "x", 'options must be a table, got "x"' },
                     { true, "options must be a table, got true" },
                 }
-                if tool.name ~= "dike.retry" then bad[#bad + 1] = { nil, "options must be a table, got nil" } end
+                if tool.name ~= "dike.retry" and not tool.optional then
+                    bad[#bad + 1] = { nil, "options must be a table, got nil" }
+                end
                 for _, case in ipairs(bad) do
                     local opts = case[1]
                     if type(opts) == "table" then
@@ -204,6 +260,19 @@ describe("bad input", function()
                   "dike.retry: exception_types pattern \"[\" is invalid: malformed pattern (missing ']')" },
                 { dike.retry, { exception_types = { "x", 5 } }, "dike.retry: exception_types must be an error class,"
                   .. " a pattern string, a predicate or a list of these, got 5" },
+                { dike.timeout, {}, "dike.timeout: seconds must be a number > 0, got nil" },
+                { dike.circuit_breaker, { window = 5, window_seconds = 5 }, "dike.circuit_breaker: window and"
+                  .. " window_seconds cannot both be given (the window is the last `window` calls, or the calls of"
+                  .. " the last `window_seconds` seconds)" },
+                { dike.circuit_breaker, { window = 5, minimum_calls = 6 },
+                  "dike.circuit_breaker: minimum_calls must be <= window (5), got 6" },
+                { dike.circuit_breaker, { open_for = 10, max_open_for = 5 },
+                  "dike.circuit_breaker: max_open_for must be >= open_for (10), got 5" },
+                { dike.circuit_breaker, { exception_types = "[" },
+                  "dike.circuit_breaker: exception_types pattern \"[\" is invalid: malformed pattern (missing ']')" },
+                { dike.circuit_breaker, { exception_types = { dike.CircuitOpen, true } }, "dike.circuit_breaker:"
+                  .. " exception_types must be an error class, a pattern string, a predicate or a list of these,"
+                  .. " got true" },
             }
             for _, case in ipairs(cases) do
                 local err, at = raised(case[1], case[2])
@@ -269,8 +338,11 @@ describe("bad input", function()
                   true, true },
                 { dike.fail, nil, "dike.fail: err must not be nil (the value its row's caller raises)",
                   false, true },
+                { dike.on_event, 5, "dike.on_event: observer must be a function or nil, got 5", false, true },
+                { dike.on_event, "f", 'dike.on_event: observer must be a function or nil, got "f"', false, true },
+                { dike.on_event, {}, "dike.on_event: observer must be a function or nil, got a table", false, true },
                 { dike.set_runtime, 5,
-                  "dike.set_runtime: expected a runtime table (dike.scheduler.new(driver)) or nil, got 5",
+                  "dike.set_runtime: expected a runtime name, a host table or nil, got 5",
                   false, true },
             }
             for _, case in ipairs(cases) do
@@ -291,6 +363,19 @@ describe("bad input", function()
             end
             assert.equal(#cases, dike.stats(good).calls) -- one good call after each bad one
         end)
+    end)
+
+    it("circuit breaker methods called without the breaker", function()
+        local cb = dike.circuit_breaker{ name = "m" }
+        for _, method in ipairs({ "state", "isolate", "reset" }) do
+            for _, self in ipairs({ {}, 5 }) do
+                local err, at = raised(cb[method], self)
+                tried = tried + 1
+                assert.equal(at .. "dike.circuit_breaker: call " .. method .. " as breaker:" .. method .. "(), got "
+                             .. show(self) .. " as self", err)
+            end
+        end
+        assert.equal("closed", cb:state()) -- the breaker goes on working
     end)
 
     describe("batch calls of the wrong shape", function()
@@ -577,18 +662,16 @@ describe("bad input", function()
                 { retried, function() return { n = 0 } end, outside("dike.retry") },
                 { wrapped, function() return 3 end, outside("dike.wrap") },
                 { task.join, function() return task end, outside("task:join") },
+                -- timeout and circuit_breaker never wait themselves: the wrapped function's wait raises
+                { dike.timeout{ seconds = 1 }(dike.sleep), function() return 0 end, outside("dike.sleep") },
+                { dike.circuit_breaker{}(dike.sleep), function() return 0 end, outside("dike.sleep") },
             }
             for _, case in ipairs(cases) do
-                -- at top level, and inside a coroutine that is not a dike task
+                -- on the main thread (outside any coroutine)
                 local ok, err = pcall(case[1], case[2]())
                 tried = tried + 1
                 assert.is_false(ok)
                 assert.equal(case[3], err)
-                local co = coroutine.create(function() return case[1](case[2]()) end)
-                local cok, cerr = coroutine.resume(co)
-                tried = tried + 1
-                assert.is_false(cok)
-                assert.equal(case[3], cerr)
             end
             -- nothing was queued or left half done, and the same wrappers work in a task
             local s = dike.stats(batched)
@@ -602,6 +685,23 @@ describe("bad input", function()
                 assert.is_nil(task:join())
             end)
             assert.equal(7, open_slot(7)) -- a call that need not wait works anywhere
+            -- inside a coroutine that dike did not start, every one of them waits and works
+            local got, ended = {}, 0
+            for i, case in ipairs(cases) do
+                coroutine.wrap(function()
+                    got[i] = { pcall(case[1], case[2]()) }
+                    ended = ended + 1
+                end)()
+                tried = tried + 1
+            end
+            dike.run(function() while ended < #cases do dike.sleep(0.001) end end)
+            assert.same({ true }, got[1])
+            assert.same({ true, { n = 0 } }, got[2])
+            assert.same({ true, { 2 } }, got[3])
+            assert.same({ false, true }, { got[4][1], dike.TooManyCalls.is(got[4][2]) })
+            assert.same({ true, 2 }, got[5])
+            assert.same({ true, 3 }, got[6])
+            assert.same({ true }, got[7])
         end)
     end)
 

@@ -1,4 +1,4 @@
--- dike.batch with argument_type = "array" (API.md §5, §7): dike.array arguments are
+-- dike.batch with argument_type = "array" (docs/batch.md, docs/array.md): dike.array arguments are
 -- concatenated and results sliced by the C core.
 local dike = require("dike")
 

@@ -1,4 +1,4 @@
--- dike.batch in list mode (API.md §5).
+-- dike.batch in list mode (docs/batch.md).
 local dike = require("dike")
 local support = require("spec.support")
 

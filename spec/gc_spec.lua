@@ -165,6 +165,64 @@ describe("garbage collection", function()
         assert.same({}, survivors(weak))
     end)
 
+    it("circuit breakers, their functions and errors are collected in every state", function()
+        local weak = new_weak()
+        local function use()
+            local logs, restore = support.capture_logs(dike)
+            local seen = {}
+            dike.on_event(function(e) seen[#seen + 1] = e end)
+            local t = 0
+            local clock = function() return t end
+            local cb = dike.circuit_breaker{ window = 2, minimum_calls = 2, open_for = 1, clock = clock }
+            local timed = dike.circuit_breaker{ window_seconds = 10, minimum_calls = 1, slow_call_seconds = 1,
+                                                half_open_calls = 2, open_for = 1, clock = clock }
+            local fail_fn = function() error({ "down" }) end
+            local ok_fn = function(x) return { x } end
+            local fail, ok = cb(fail_fn), cb(ok_fn)
+            local tfail, tok = timed(fail_fn), timed(ok_fn)
+            weak.cb, weak.timed, weak.fail, weak.ok, weak.tfail, weak.tok = cb, timed, fail, ok, tfail, tok
+            weak.fail_fn, weak.ok_fn, weak.clock = fail_fn, ok_fn, clock
+            weak.result = ok(1)
+            weak.err = support.error_of(fail)
+            pcall(fail)
+            weak.open_err = support.error_of(ok, 2) -- CircuitOpen
+            t = 1
+            assert.same({ 3 }, ok(3))                -- half-open trial: closes
+            pcall(tfail)
+            t = 2
+            assert.same({ 4 }, tok(4))
+            timed:isolate()
+            weak.isolated_err = support.error_of(tok, 5)
+            dike.on_event(nil)
+            weak.event = seen[1]
+            restore()
+            assert.is_true(#logs >= 5)
+        end
+        use()
+        assert.same({}, survivors(weak))
+    end)
+
+    it("timeout wrappers are collected after calls in time, timed out, late and cancelled", function()
+        local weak = new_weak()
+        local function use()
+            local fn = function(d) dike.sleep(d) return { d } end
+            local g = dike.timeout{ seconds = 0.2 }(fn)
+            weak.g, weak.fn = g, fn
+            dike.run(function()
+                weak.result = g(0.001)
+                weak.err = support.error_of(g, 10)
+                local t = dike.spawn(g, 10)
+                dike.sleep(0)
+                t:cancel()
+                weak.task = t
+                assert.equal(dike.CancelledError, getmetatable(support.error_of(t.join, t)))
+            end)
+            assert.same({ calls = 3, timeouts = 1 }, dike.stats(g))
+        end
+        use()
+        assert.same({}, survivors(weak))
+    end)
+
     it("dike.stats' registry does not keep wrappers alive, even many of them", function()
         local weak = new_weak()
         local function use()

@@ -1,4 +1,4 @@
--- dike.limit_jobs (API.md §4).
+-- dike.limit_jobs (docs/limit_jobs.md).
 local dike = require("dike")
 local support = require("spec.support")
 

@@ -246,6 +246,41 @@ describe("dike.limit_jobs with a store", function()
         assert.is_true(dike.stats(s).commands - before >= 5, dike.stats(s).commands - before)
     end)
 
+    it("gives the slot back when its task is abandoned inside fn (it yielded with coroutine.yield)", function()
+        local s = store()
+        local f = dike.limit_jobs{ limit = 1, name = "abandon", store = s }(function() coroutine.yield() end)
+        local err = dike.run(function()
+            local t = dike.spawn(f)
+            local e = select(2, pcall(t.join, t))
+            assert.is_true(eventually(function() return holders("abandon") == 0 end))
+            return e
+        end)
+        assert.equal("dike: a task yielded with coroutine.yield; wait with dike's functions instead", err)
+        assert.same({ 0, 0 }, { dike.stats(f).running, dike.stats(f).rejected })
+    end)
+
+    it("emits the limit_jobs events: queued, rejected (full, queue_timeout)", function()
+        local s = store()
+        local seen = {}
+        local previous = dike.on_event(function(e)
+            seen[#seen + 1] = e.event .. (e.reason and (":" .. e.reason) or "") .. "@" .. e.name
+        end)
+        defer(function() dike.on_event(previous) end)
+        local lim = dike.limit_jobs{ limit = 1, queue = 1, queue_timeout = 0.2, name = "ev", store = s }
+        local slow = lim(function() dike.sleep(0.5) end)
+        local quick = lim(function() end)
+        dike.run(function()
+            local t = dike.spawn(slow)
+            assert.is_true(eventually(function() return dike.stats(lim).running == 1 end))
+            local waiting = dike.spawn(quick) -- queued, then out of time
+            assert.is_true(eventually(function() return dike.stats(lim).queued == 1 end))
+            assert.equal(dike.TooManyCalls, getmetatable(support.error_of(quick))) -- the queue is full
+            assert.equal(dike.TooManyCalls, getmetatable(support.error_of(waiting.join, waiting)))
+            t:join()
+        end)
+        assert.same({ "queued@ev", "rejected:full@ev", "rejected:queue_timeout@ev" }, seen)
+    end)
+
     it("takes no store round trip with limit = math.huge", function()
         local s = store()
         local f = dike.limit_jobs{ limit = math.huge, name = "inf", store = s }(function(x) return x end)

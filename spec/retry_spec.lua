@@ -1,4 +1,4 @@
--- dike.retry (API.md §3).
+-- dike.retry (docs/retry.md).
 local dike = require("dike")
 local support = require("spec.support")
 

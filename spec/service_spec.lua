@@ -226,4 +226,83 @@ describe("demo service", function()
             assert.is_true(g.lua.live_kib > 0 and g.lua.live_kib <= g.lua.heap_kib)
         end)
     end)
+
+    it("an outage behind a circuit breaker: 503 with Retry-After while open, 200 again after it", function()
+        local logs, restore = require("spec.support").capture_logs(dike)
+        -- down from the start for 2 s (time for 11 requests even under valgrind); the breaker
+        -- opens after 10 failed model calls, for 1 s at a time
+        local opts = { breaker = true, open_for = 1, outage_start = 0, outage_for = 2, attempts = 1,
+                       max_wait = 0.001 }
+        local started = dike.now()
+        local ok, err = pcall(with_service, opts, function(server, app)
+            local statuses = {}
+            for i = 1, 10 do statuses[i] = client.get(HOST, server.port, "/predict?x=" .. i, 5).status end
+            assert.are.same({ 500, 500, 500, 500, 500, 500, 500, 500, 500, 500 }, statuses)
+            local r = client.get(HOST, server.port, "/predict?x=11", 5)
+            assert.are.equal(503, r.status)
+            assert.are.equal("1", r.headers["retry-after"])
+            assert.matches('"detail":"Circuit open for function model! retry after 0?%.?%d+s"', r.body)
+            dike.sleep(math.max(0, started + 2.05 - dike.now())) -- the model is back
+            -- 503 until the breaker half-opens; then the trial call succeeds: 200
+            local status
+            repeat
+                status = client.get(HOST, server.port, "/predict?x=12", 5).status
+                if status == 503 then dike.sleep(0.05) end
+            until status ~= 503 or dike.now() > started + 10
+            assert.are.equal(200, status)
+            local s = app.stats()
+            assert.are.same({ "closed", 1 }, { s.circuit_breaker.state, s.circuit_breaker.opened })
+            assert.are.equal(10, s.outage.model_calls)
+            assert.is_true(s.outage.recovered_after >= 0)
+        end)
+        restore()
+        assert.is_true(ok, tostring(err))
+        assert.are.same({ "Circuit model opened: failure rate 1 over 10 calls", "Circuit model half-open",
+                          "Circuit model closed" }, { logs[1].message, logs[2].message, logs[3].message })
+    end)
+
+    it("GET /metrics: Prometheus text with dike.stats of every layer and the events counted", function()
+        local logs, restore = require("spec.support").capture_logs(dike)
+        local opts = { breaker = true, open_for = 30, outage_start = 0, outage_for = 30, attempts = 1,
+                       max_wait = 0.001, timeout = 5 }
+        local ok, err = pcall(with_service, opts, function(server)
+            for i = 1, 11 do client.get(HOST, server.port, "/predict?x=" .. i, 5) end
+            local r = client.get(HOST, server.port, "/metrics", 5)
+            assert.are.equal(200, r.status)
+            assert.are.equal("text/plain; version=0.0.4; charset=utf-8", r.headers["content-type"])
+            local body = r.body
+            for _, line in ipairs({
+                "# TYPE dike_events_total counter",
+                'dike_events_total{tool="circuit_breaker",name="model",event="state"} 1',
+                'dike_circuit_breaker_transitions_total{name="model",from="closed",to="open"} 1',
+                "# TYPE dike_circuit_breaker_state gauge",
+                'dike_circuit_breaker_state{name="model",state="open"} 1',
+                'dike_circuit_breaker_state{name="model",state="closed"} 0',
+                'dike_circuit_breaker_calls_total{name="model"} 11',
+                'dike_circuit_breaker_rejected_total{name="model"} 1',
+                'dike_circuit_breaker_opened_total{name="model"} 1',
+                'dike_timeout_calls_total{name="model"} 10',
+                'dike_timeout_timeouts_total{name="model"} 0',
+                'dike_limit_jobs_calls_total{name="predict"} 11',
+                'dike_limit_jobs_running{name="predict"} 0',
+                "# TYPE dike_batch_queued_rows gauge",
+                'dike_retry_failures_total{name="model"} 11',
+                'demo_http_responses_total{code="500"} 10',
+                'demo_http_responses_total{code="503"} 1',
+                "demo_model_calls_total 10",
+            }) do
+                assert.is_truthy(body:find("\n" .. line .. "\n", 1, true) or body:find("^" .. line .. "\n"),
+                                 "missing: " .. line .. "\n" .. body)
+            end
+            -- every line is a comment or `name{labels} value`
+            for line in body:gmatch("[^\n]+") do
+                assert.is_truthy(line:find("^# HELP %S+ ") or line:find("^# TYPE %S+ counter$")
+                                 or line:find("^# TYPE %S+ gauge$")
+                                 or line:find('^[%a_:][%w_:]*{?[^}]*}? %-?[%d.e+]+$'), line)
+            end
+        end)
+        restore()
+        assert.is_true(ok, tostring(err))
+        assert.are.equal("Circuit model opened: failure rate 1 over 10 calls", logs[1].message)
+    end)
 end)

@@ -1,4 +1,4 @@
--- Tasks on the loop (API.md §1): spawn, join, cancel, done, run, sleep, gather, wrap.
+-- Tasks on the loop (docs/tasks.md): spawn, join, cancel, done, run, sleep, gather, wrap.
 local dike = require("dike")
 local support = require("spec.support")
 local uv = require("luv")

@@ -37,7 +37,7 @@ function M.new(fn, target, max_wait)
     end
 
     local function load(call)
-        local t = rt.task("load")
+        local t = rt.waiter("load")
         local i = n + 1
         n = i
         keys[i], waiters[i] = call[1], t

@@ -1,4 +1,4 @@
---- Workload 8, limits shared by nginx's workers: a private nginx with four workers
+--- Workload 10, limits shared by nginx's workers: a private nginx with four workers
 -- (spec/ngx_store/nginx.conf.in) and a private redis-server, under `wrk -t 2 -c 50 -d N s`;
 -- requests that do nothing but pass their guard:
 --   IMPL none   no guard

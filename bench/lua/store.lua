@@ -1,4 +1,4 @@
---- Workload 7, limits shared through Redis: a private redis-server (spec/redis_server.lua) on a
+--- Workload 9, limits shared through Redis: a private redis-server (spec/redis_server.lua) on a
 -- unix socket, and PROCS processes (this script again, as workers) of 16 coroutines each.
 --   IMPL jobs1    1 process: N calls through dike.limit_jobs{limit = 64, store = redis} of a
 --                 function that returns at once (never rejected: 16 callers < 64 slots)

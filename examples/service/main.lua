@@ -10,6 +10,9 @@
 --   --overhead S --per-row S --model-slots N        the simulated model
 --   --limit N --queue N                             dike.limit_jobs in front (503 beyond)
 --   --fail-rate P --attempts N --retry-delay S      injected failures and dike.retry
+--   --outage-start S --outage-for S                 every model call fails for a while
+--   --breaker --open-for S                          dike.circuit_breaker in front of the model
+--   --timeout S                                     dike.timeout on each model attempt
 --   --seed N --duration S --quiet
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 assert(loadfile(here .. "paths.lua"))(here)
@@ -21,12 +24,14 @@ local json = require("service.json")
 
 local USAGE = "usage: main.lua [--port N] [--no-batch] [--batch-size N] [--max-batch N] [--max-wait S]"
     .. " [--overhead S] [--per-row S] [--model-slots N] [--limit N] [--queue N] [--fail-rate P]"
-    .. " [--attempts N] [--retry-delay S] [--seed N] [--duration S] [--quiet]"
+    .. " [--attempts N] [--retry-delay S] [--outage-start S] [--outage-for S] [--breaker] [--open-for S]"
+    .. " [--timeout S] [--seed N] [--duration S] [--quiet]"
 
 local FLAGS = { ["batch-size"] = "batch_size", ["max-batch"] = "max_batch", ["max-wait"] = "max_wait",
                 overhead = "overhead", ["per-row"] = "per_row", ["model-slots"] = "model_slots",
                 limit = "limit", queue = "queue", ["fail-rate"] = "fail_rate", attempts = "attempts",
-                ["retry-delay"] = "retry_delay", seed = "seed" }
+                ["retry-delay"] = "retry_delay", seed = "seed", ["outage-start"] = "outage_start",
+                ["outage-for"] = "outage_for", ["open-for"] = "open_for", timeout = "timeout" }
 
 local function die(msg)
     io.stderr:write("main.lua: ", msg, "\n", USAGE, "\n")
@@ -41,6 +46,8 @@ while i <= #arg do
     local name = a:match("^%-%-(.+)$")
     if a == "--no-batch" then
         opts.batch = false
+    elseif a == "--breaker" then
+        opts.breaker = true
     elseif a == "--quiet" then
         quiet = true
     elseif a == "--help" or a == "-h" then

@@ -1,5 +1,5 @@
 --- dike: retry, limit_jobs and batch for coroutines on an event loop (luv, Neovim, OpenResty).
--- This module assembles the public API of ../shared/API.md; see README.md.
+-- This module assembles the public API; README.md and docs/ document it.
 local rt = require("dike.runtime")
 local core = require("dike.core")
 local errors = require("dike.errors")
@@ -9,6 +9,9 @@ local task = require("dike.task")
 local retry = require("dike.retry")
 local limit_jobs = require("dike.limit_jobs")
 local batch = require("dike.batch")
+local circuit_breaker = require("dike.circuit_breaker")
+local events = require("dike.events")
+local timeout = require("dike.timeout")
 
 local dike = {
     _VERSION = "dike scm",
@@ -25,39 +28,21 @@ local dike = {
     TooManyCalls = errors.TooManyCalls,
     TimeoutError = errors.TimeoutError,
     CancelledError = errors.CancelledError,
+    circuit_breaker = circuit_breaker.circuit_breaker,
+    CircuitOpen = errors.CircuitOpen,
+    on_event = events.on_event,
+    timeout = timeout.timeout,
 }
 
--- The runtime table is replaced in place by set_runtime, so look its functions up per call.
+-- spawn, run, sleep and now are the runtime's own functions, bound again by every
+-- set_runtime (types/dike.lua documents them).
+rt.bind(dike, { spawn = "spawn", run = "run", sleep = "sleep", now = "now" })
 
---- Start fn(...) in a new task now; it runs until its first wait.
----@param fn function
----@return table task with :join(), :cancel(), :done()
-function dike.spawn(fn, ...)
-    return rt.spawn(fn, ...)
-end
-
---- From outside any task: run fn(...) in a task, driving the loop until it ends.
----@param fn function
-function dike.run(fn, ...)
-    return rt.run(fn, ...)
-end
-
---- Suspend the running task for `seconds` (0 yields to the loop once).
----@param seconds number
-function dike.sleep(seconds)
-    return rt.sleep(seconds, "dike.sleep")
-end
-
---- The monotonic clock dike uses, in seconds.
----@return number
-function dike.now()
-    return rt.now()
-end
-
---- Replace the runtime (nil restores the default one dike picks).
----@param impl table|nil
-function dike.set_runtime(impl)
-    rt.install(impl)
+--- Choose the runtime: nil for the default of this place (nginx, Neovim's main loop, or
+--- luv), a name ("luv", "nvim", "ngx"), or a host table (see dike.runtime).
+---@param host nil|string|table
+function dike.set_runtime(host)
+    rt.install(host)
 end
 
 return dike

@@ -1,4 +1,4 @@
---- dike.limit_jobs (API.md §4): cap concurrent calls; reject the rest with TooManyCalls,
+--- dike.limit_jobs (docs/limit_jobs.md): cap concurrent calls; reject the rest with TooManyCalls,
 -- or let up to `queue` callers wait (FIFO, optionally for at most `queue_timeout`).
 --
 -- Hot path: a call that finds a free slot costs one pcall and two counter increments.
@@ -12,6 +12,7 @@
 -- out) leaves a hole that the next grant skips, so every operation is O(1) amortised.
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
+local emit = require("dike.events").emit
 local options = require("dike.options")
 local stats = require("dike.stats")
 
@@ -46,7 +47,7 @@ local function grant(L)
             q[h] = nil
             local tm = timers[h]
             if tm then
-                timers[h], L.messages[h] = nil, nil
+                timers[h], L.messages[h], L.names[h] = nil, nil, nil
                 rt.cancel_timer(tm)
             end
             L.head = h + 1
@@ -71,7 +72,7 @@ local function unqueue(L, i)
     L.q[i] = nil
     local tm = L.timers[i]
     if tm then
-        L.timers[i], L.messages[i] = nil, nil
+        L.timers[i], L.messages[i], L.names[i] = nil, nil, nil
         rt.cancel_timer(tm)
     end
     L.queued = L.queued - 1
@@ -91,32 +92,35 @@ end
 local function on_queue_timeout(L, i)
     local t = L.q[i]
     if not t then return end
-    local message = L.messages[i]
+    local message, label = L.messages[i], L.names[i]
     unqueue(L, i)
     L.rejected = L.rejected + 1
     rt.wake(t, false, TooManyCalls.new(message))
+    emit("limit_jobs", label, "rejected", "reason", "queue_timeout")
 end
 
 -- No free slot: wait in the queue (returns holding a slot) or raise TooManyCalls.
 -- The call is already counted in `calls`.
-local function wait_for_slot(L, message)
+local function wait_for_slot(L, message, label)
     if L.queued >= L.queue_max then
         L.rejected = L.rejected + 1
+        emit("limit_jobs", label, "rejected", "reason", "full")
         error(TooManyCalls.new(message), 0)
     end
-    local t = rt.current()
+    local t = rt.current_waiter(FNAME)
     if t == nil then
         L.ended = L.ended + 1 -- it ends here, never having run: running stays derived right
-        rt.task(FNAME) -- raises the contract's "must be called inside a coroutine" error
+        rt.waiter(FNAME) -- raises the contract's "must be called inside a coroutine" error
     end
     local i = L.tail + 1
     L.tail = i
     L.q[i] = t
     L.queued = L.queued + 1
     if L.queue_timeout then
-        L.messages[i] = message
+        L.messages[i], L.names[i] = message, label
         L.timers[i] = rt.timer(L.queue_timeout, on_queue_timeout, L, i)
     end
+    emit("limit_jobs", label, "queued")
     rt.suspend(t, on_cancel, L, i)
 end
 
@@ -138,14 +142,14 @@ function M.limit_jobs(opts)
         limit = limit, queue_max = options.count(FNAME, opts, "queue", 0, true, 0),
         queue_timeout = queue_timeout,
         calls = 0, ended = 0, queued = 0, rejected = 0,
-        q = {}, timers = {}, messages = {}, head = 1, tail = 0,
+        q = {}, timers = {}, messages = {}, names = {}, head = 1, tail = 0,
     }, Limiter)
     local limit_text = limit == huge and "inf" or format("%d", limit)
 
     local function limiter(fn)
         options.callable(FNAME, fn)
-        local message = "Too many calls to function " .. (name or options.name_of(fn))
-            .. "! limit=" .. limit_text .. " exceeded"
+        local label = name or options.name_of(fn)
+        local message = "Too many calls to function " .. label .. "! limit=" .. limit_text .. " exceeded"
         local function wrapped(...)
             local calls = L.calls + 1
             L.calls = calls
@@ -154,10 +158,14 @@ function M.limit_jobs(opts)
             if calls - L.ended <= L.limit + L.rejected + L.queued then
                 return release(L, pcall(fn, ...))
             end
-            wait_for_slot(L, message)
+            wait_for_slot(L, message, label)
             return release(L, pcall(fn, ...))
         end
         stats.register(wrapped, L)
+        options.set_name(wrapped, label)
+        -- A task abandoned inside fn (it yielded with coroutine.yield) never returns here:
+        -- the runtime gives its slot back for it.
+        rt.holds(wrapped, function() release(L, true) end)
         return wrapped
     end
     stats.register(limiter, L)

@@ -29,6 +29,7 @@
 -- again they still run, uncounted there, until they end.
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
+local emit = require("dike.events").emit
 local options = require("dike.options")
 local stats = require("dike.stats")
 
@@ -190,6 +191,7 @@ local function policy_queue(S)
             S.rejected = S.rejected + 1
             S.fallback_calls = S.fallback_calls + 1
             rt.wake(e.w, false, TooManyCalls.new(S.message))
+            emit("limit_jobs", S.name, "rejected", "reason", "store")
         end
     elseif policy == "open" then
         while S.queued > 0 do
@@ -313,6 +315,7 @@ local function on_queue_timeout(S, e)
     unwait(S, e.id)
     S.rejected = S.rejected + 1
     rt.wake(e.w, false, TooManyCalls.new(S.message))
+    emit("limit_jobs", S.name, "rejected", "reason", "queue_timeout")
 end
 
 -- Wait in the queue; returns the slot handed over (id or LOCAL) or raises TooManyCalls.
@@ -325,6 +328,7 @@ local function wait_in_queue(S, w, e)
     else
         if S.queued + S.reserved >= S.queue_max then
             S.rejected = S.rejected + 1
+            emit("limit_jobs", S.name, "rejected", "reason", "full")
             error(TooManyCalls.new(S.message), 0)
         end
         local i = S.qt + 1
@@ -335,6 +339,7 @@ local function wait_in_queue(S, w, e)
     S.queued = S.queued + 1
     if S.queue_timeout then e.timer = rt.timer(S.queue_timeout, on_queue_timeout, S, e) end
     start_poll(S)
+    emit("limit_jobs", S.name, "queued")
     return rt.suspend(w, on_cancel, S, e)
 end
 
@@ -346,8 +351,21 @@ local function finish(S, got, ok, ...)
     error((...), 0)
 end
 
-local function reject(S)
+-- Run fn(...) holding the slot `got` and give it back after. The frame is registered with the
+-- runtime so that a task abandoned inside fn (it yielded with coroutine.yield, and so never
+-- returns here) still gives its slot back; a frame per call, because each holds its own slot.
+local function run(S, got, fn, ...)
+    local function frame(...)
+        return finish(S, got, pcall(fn, ...)) -- not a tail call of fn: this frame stays below it
+    end
+    rt.holds(frame, function() release_slot(S, got) end)
+    return frame(...)
+end
+
+-- reason: "full" (no slot, no room in the queue) or "store" (the store failed: "closed")
+local function reject(S, reason)
     S.rejected = S.rejected + 1
+    emit("limit_jobs", S.name, "rejected", "reason", reason or "full")
     error(TooManyCalls.new(S.message), 0)
 end
 
@@ -357,31 +375,31 @@ local function fallback(S, w, asked, fn, ...)
     local policy = S.policy
     if policy == "closed" then
         S.fallback_calls = S.fallback_calls + 1
-        return reject(S)
+        return reject(S, "store")
     end
     if policy == "open" or (S.running < S.limit and (asked or S.queued == 0)) then
         S.fallback_calls = S.fallback_calls + 1
         S.running = S.running + 1
-        return finish(S, LOCAL, pcall(fn, ...))
+        return run(S, LOCAL, fn, ...)
     end
     if S.queued + S.reserved >= S.queue_max then return reject(S) end
     w = w or rt.waiter(FNAME)
-    return finish(S, wait_in_queue(S, w, nil), pcall(fn, ...))
+    return run(S, wait_in_queue(S, w, nil), fn, ...)
 end
 
 local function call(S, fn, ...)
     S.calls = S.calls + 1
     if S.limit == huge then -- nothing to share
         S.running = S.running + 1
-        return finish(S, LOCAL, pcall(fn, ...))
+        return run(S, LOCAL, fn, ...)
     end
     local store = S.store
-    if not store:available() then return fallback(S, rt.current_waiter(), false, fn, ...) end
+    if not store:available() then return fallback(S, rt.current_waiter(FNAME), false, fn, ...) end
     if S.queued > 0 or S.running + S.acquiring >= S.limit then
         -- this process runs or is asking for `limit` slots already: queue or reject it without a
         -- round trip (so a process never has more than `limit` acquires in flight)
         if S.queued + S.reserved >= S.queue_max then return reject(S) end
-        return finish(S, wait_in_queue(S, rt.waiter(FNAME), nil), pcall(fn, ...))
+        return run(S, wait_in_queue(S, rt.waiter(FNAME), nil), fn, ...)
     end
     local w = rt.waiter(FNAME)
     local id = store:new_id()
@@ -402,10 +420,10 @@ local function call(S, fn, ...)
     if got then
         S.running = S.running + 1
         hold(S, id)
-        return finish(S, id, pcall(fn, ...))
+        return run(S, id, fn, ...)
     end
     if not place then return reject(S) end
-    return finish(S, wait_in_queue(S, w, place), pcall(fn, ...))
+    return run(S, wait_in_queue(S, w, place), fn, ...)
 end
 
 --- A limiter whose slots live in `opts.store` (limit_jobs.lua has checked limit, queue,
@@ -421,7 +439,7 @@ function M.new(opts, limit, queue_timeout, name)
     end
     local lease = options.number(FNAME, opts, "lease", true, false, nil)
     local S = setmetatable({
-        store = store, policy = store.on_failure, limit = limit,
+        store = store, policy = store.on_failure, limit = limit, name = name,
         queue_max = options.count(FNAME, opts, "queue", 0, true, 0), queue_timeout = queue_timeout,
         lease = lease or store.lease, poll = store.poll,
         message = "Too many calls to function " .. name .. "! limit="
@@ -439,6 +457,7 @@ function M.new(opts, limit, queue_timeout, name)
             return call(S, fn, ...)
         end
         stats.register(wrapped, S)
+        options.set_name(wrapped, name)
         return wrapped
     end
     stats.register(limiter, S)

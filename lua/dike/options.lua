@@ -1,7 +1,9 @@
 --- Checks for the options tables of dike's tools. Every message names the tool and the
 -- option, e.g. "dike.batch: target_batch_size must be an integer >= 1, got 0".
-local type, pairs, tostring, error, format, huge, floor =
-    type, pairs, tostring, error, string.format, math.huge, math.floor
+local getmetatable, rawget = getmetatable, rawget
+local type, pairs, tostring, error, format, huge, floor, setmetatable =
+    type, pairs, tostring, error, string.format, math.huge, math.floor, setmetatable
+local describe = require("dike.errors").describe
 
 local M = {}
 
@@ -104,15 +106,32 @@ end
 
 --- `fn` must be callable (a function or a table with __call).
 function M.callable(fname, fn)
-    if type(fn) == "function" then return fn end
-    local mt = getmetatable(fn)
-    if mt and type(mt.__call) == "function" then return fn end
+    if M.is_callable(fn) then return fn end
     error(fname .. ": expected a function to wrap, got " .. show(fn), 3)
 end
 
---- `<short_src>:<linedefined>` of a function, as Python dike names it in messages.
+--- Whether `fn` can be called: a function, or a table whose metatable has a __call function.
+function M.is_callable(fn)
+    if type(fn) == "function" then return true end
+    local mt = getmetatable(fn)
+    return type(mt) == "table" and type(rawget(mt, "__call")) == "function"
+end
+
+-- The names of the functions dike's tools return (weak keys): a tool that wraps one of them
+-- names it as that one is named, not by the line of dike's where its closure was made.
+local wrapper_names = setmetatable({}, { __mode = "k" })
+
+--- Remember the name of a function a tool returns (what name_of says of it).
+function M.set_name(wrapped, name)
+    wrapper_names[wrapped] = name
+end
+
+--- `<short_src>:<linedefined>` of a function, as Python dike names it in messages; a
+--- callable table by its (safe) tostring; a function made by a dike tool by that tool's name.
 function M.name_of(fn)
-    if type(fn) ~= "function" then return tostring(fn) end
+    local known = wrapper_names[fn]
+    if known then return known end
+    if type(fn) ~= "function" then return describe(fn) end
     local info = debug.getinfo(fn, "S")
     return info.short_src .. ":" .. info.linedefined
 end

@@ -1,4 +1,4 @@
---- dike.retry (API.md §3): call again on failure, with delay, backoff, cap, jitter and a
+--- dike.retry (docs/retry.md): call again on failure, with delay, backoff, cap, jitter and a
 -- time budget. The delays come from the C core (dike.core.backoff).
 --
 -- Hot path: a call that succeeds costs one pcall and a counter update. The arguments are
@@ -7,17 +7,20 @@
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
+local events = require("dike.events")
+local exception_types = require("dike.exception_types")
 local log = require("dike.log")
 local options = require("dike.options")
 local stats = require("dike.stats")
 
-local select, type, getmetatable, rawget, tostring, error, pcall, xpcall, format, find, setmetatable =
-    select, type, getmetatable, rawget, tostring, error, pcall, xpcall, string.format, string.find, setmetatable
+local select, getmetatable, rawequal, error, pcall, xpcall, format, setmetatable =
+    select, getmetatable, rawequal, error, pcall, xpcall, string.format, setmetatable
 local debug_traceback = debug.traceback
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 local huge = math.huge
 local CancelledError = errors.CancelledError
 local over_budget = core.over_budget
+local describe = errors.describe
 
 local M = {}
 
@@ -27,57 +30,17 @@ local OPTIONS = { attempts = true, exception_types = true, delay = true, backoff
 local JITTERS = { none = true, full = true, equal = true, decorrelated = true }
 local FNAME = "dike.retry"
 
-local function not_cancelled(e)
-    return getmetatable(e) ~= CancelledError
-end
-
--- Errors about exception_types blame the caller of dike.retry: that is level 4 from
--- matcher_of (matcher_of < compile < M.retry < caller), one more from bad_types.
-local function bad_types(v)
-    error(FNAME .. ": exception_types must be an error class, a pattern string, a predicate or a list"
-          .. " of these, got " .. options.show(v), 5)
-end
-
--- One matcher from one element of exception_types.
-local function matcher_of(spec)
-    local ts = type(spec)
-    if ts == "string" then
-        local ok, msg = pcall(find, "", spec)
-        if not ok then
-            error(FNAME .. ": exception_types pattern " .. format("%q", spec) .. " is invalid: " .. msg, 4)
-        end
-        return function(e) return getmetatable(e) ~= CancelledError and find(tostring(e), spec) ~= nil end
-    elseif ts == "function" then
-        return function(e) return getmetatable(e) ~= CancelledError and spec(e) and true or false end
-    elseif ts == "table" then
-        return function(e) return getmetatable(e) == spec end
-    end
-    bad_types(spec)
-end
-
---- A predicate deciding which errors are retried.
-local function compile(spec)
-    if spec == nil then return not_cancelled end
-    if type(spec) ~= "table" or rawget(spec, 1) == nil then
-        local m = matcher_of(spec) -- not a tail call: the error levels count this frame
-        return m
-    end
-    local list = {}
-    for i = 1, #spec do list[i] = matcher_of(spec[i]) end
-    if #list == 1 then return list[1] end
-    return function(e)
-        for i = 1, #list do
-            if list[i](e) then return true end
-        end
-        return false
-    end
+-- Errors are user values: compared by rawequal (no __eq of theirs runs) and turned into
+-- text by errors.describe (no __tostring of theirs can raise or yield into retry).
+local function cancelled(e)
+    return rawequal(getmetatable(e), CancelledError)
 end
 
 -- The traceback of the error being caught, taken where it was raised. Read right after
 -- xpcall returns, before anything can yield, so concurrent retries cannot mix them up.
 local caught_traceback
 local function keep_traceback(e)
-    if getmetatable(e) ~= CancelledError then
+    if not cancelled(e) then
         caught_traceback = debug_traceback("", 2):sub(2) -- drop the leading newline
     end
     return e
@@ -115,7 +78,7 @@ end
 function M.retry(opts)
     opts = options.table(FNAME, opts, OPTIONS, true)
     local attempts = options.count(FNAME, opts, "attempts", 1, true, huge)
-    local matches = compile(opts.exception_types)
+    local matches = exception_types.compile(FNAME, opts.exception_types)
     local delay = options.number(FNAME, opts, "delay", false, false, 0)
     local factor = options.number(FNAME, opts, "backoff", true, false, 1)
     local max_delay = options.number(FNAME, opts, "max_delay", true, true, nil)
@@ -134,6 +97,17 @@ function M.retry(opts)
         options.callable(FNAME, fn)
         local st = setmetatable({ calls = 0, retries = 0, failures = 0 }, Stats)
         local schedule = core.backoff(delay, factor, max_delay, jitter, seed)
+        local label = options.name_of(fn) -- for events
+
+        -- No retry is left: if the error is one that is retried, tell the observer (only
+        -- then is the predicate asked again), and raise it.
+        local function give_up(attempt, err)
+            if events.observed() then
+                local ok, retryable = pcall(matches, err)
+                if ok and retryable then events.emit("retry", label, "give_up", "attempt", attempt, "error", err) end
+            end
+            error(err, 0)
+        end
 
         -- After attempt number `attempt` ended with (ok, ...): return its values, or decide
         -- whether to retry (then sleep and call again) or to raise the error unchanged.
@@ -142,23 +116,31 @@ function M.retry(opts)
             local err = ...
             local traceback = caught_traceback
             caught_traceback = nil
-            if attempt >= attempts or not matches(err) then
+            if attempt >= attempts then
                 st.failures = st.failures + 1
-                error(err, 0)
+                give_up(attempt, err)
+            end
+            -- exception_types may hold a predicate (user code): if it raises, its error is
+            -- what the caller gets, as if the function had raised it, and nothing is retried.
+            local ok_match, retryable = pcall(matches, err)
+            if not (ok_match and retryable) then
+                st.failures = st.failures + 1
+                error(ok_match and err or retryable, 0)
             end
             local d
             d, raw, prev = schedule:next(raw, prev)
             if max_elapsed and over_budget(now() - start, d, max_elapsed) then
                 st.failures = st.failures + 1
-                error(err, 0)
+                give_up(attempt, err)
             end
-            if rt.current() == nil then
+            if rt.current_waiter() == nil then
                 st.failures = st.failures + 1
-                error(errors.outside_task(FNAME), 0)
+                error(errors.outside_coroutine(FNAME), 0)
             end
-            local message = "Caught exception " .. tostring(err) .. ". Retrying in " .. format("%.3g", d) .. "s ..."
+            local message = "Caught exception " .. describe(err) .. ". Retrying in " .. format("%.3g", d) .. "s ..."
             if log_info and traceback then message = message .. "\n" .. traceback end
             log.log_with(logger, "warning", message)
+            events.emit("retry", label, "retry", "attempt", attempt, "delay", d, "error", err)
             st.retries = st.retries + 1
             sleep_or_fail(st, d)
             return settle(n, a, b, c, attempt + 1, raw, prev, start, protected(invoke, fn, n, a, b, c))
@@ -180,6 +162,7 @@ function M.retry(opts)
             return settle(n, { ... }, nil, nil, 1, nil, nil, start, protected(fn, ...))
         end
         stats.register(wrapped, st)
+        options.set_name(wrapped, label)
         return wrapped
     end
 end

@@ -14,12 +14,13 @@ Item.__index = Item
 function Item:notify(t)
     local g = self.g
     if g.finished then return end
-    if not t.ok and not g.return_errors then
-        g.finished, g.failed, g.err = true, true, t.value
-        rt.wake(g.waiter, false, t.value)
+    local ok, value = rt.outcome(t) -- its first value, or its error
+    if not ok and not g.return_errors then
+        g.finished, g.failed, g.err = true, true, value
+        rt.wake(g.waiter, false, value)
         return
     end
-    g.results[self.i] = t.value -- a finished task's first value, or its error (task_record.lua)
+    g.results[self.i] = value
     g.remaining = g.remaining - 1
     if g.remaining == 0 then
         g.finished = true
@@ -56,14 +57,19 @@ function M.gather(items, opts)
     end
     -- Items past a hole that # did not show would never run.
     if options.hole_above(items, n) then bad_item(n + 1, nil) end
-    local t = rt.task("dike.gather")
+    local t = rt.waiter("dike.gather")
+    for i = 1, n do
+        if items[i] == t then
+            error("dike.gather: item " .. i .. " is the task that gathers (it would wait for itself)", 2)
+        end
+    end
     local results = { n = n }
     local g = { waiter = t, results = results, remaining = n, n = n, tasks = {},
                 return_errors = return_errors, finished = n == 0 }
     for i = 1, n do
         local it = items[i]
         if type(it) == "function" then it = rt.spawn(it) end
-        it.observed = true -- its error is the gather's to deliver
+        rt.observe(it) -- its error is the gather's to deliver
         g.tasks[i] = it
     end
     for i = 1, n do
@@ -88,7 +94,7 @@ end
 function M.wrap(fn)
     options.callable("dike.wrap", fn)
     return function(...)
-        local t = rt.task("dike.wrap")
+        local t = rt.waiter("dike.wrap")
         local box = { done = false, waiting = false }
         local n = select("#", ...)
         local args = { ... }

@@ -70,6 +70,55 @@ function M.slow()
     reply(500, { error = tostring(r) })
 end
 
+---------------------------------------------------------------- user code that misbehaves
+-- (README: Errors, dike.batch; spec/ngx/check.lua checks the answers and that dike's
+-- worker timer still serves requests afterwards.)
+
+-- GET /unhandled?tostring=raises|nil: a task nobody joins fails with an error whose
+-- __tostring fails. Its report goes through the logger (nginx's error log) from dike's worker.
+local BAD_TOSTRING = {
+    raises = function() error("x", 0) end,
+    ["nil"] = function() return nil end,
+}
+function M.unhandled()
+    local how = BAD_TOSTRING[ngx.var.arg_tostring]
+    if not how then return reply(400, { error = "tostring must be raises or nil" }) end
+    dike.spawn(function()
+        dike.sleep(0.001)
+        error(setmetatable({}, { __tostring = how }))
+    end)
+    reply(200, { spawned = true })
+end
+
+-- GET /mutate?by=timer|size: two queued calls, one of whose argument table loses its field
+-- before the batch is sent (by its timer, or by a third call filling it). Every caller gets
+-- a dike.batch error; the answer lists them and the batcher's counters.
+local mutated = dike.batch{ target_batch_size = 3, max_waiting_time = 0.02 }(function(kw)
+    local out = {}
+    for i = 1, #kw.x do out[i] = kw.x[i] end
+    return out
+end)
+function M.mutate()
+    local by = ngx.var.arg_by
+    if by ~= "timer" and by ~= "size" then return reply(400, { error = "by must be timer or size" }) end
+    local req = { x = { 1 } }
+    local tasks = {
+        dike.spawn(function() return { pcall(mutated, { x = { 1 } }) } end),
+        dike.spawn(function() return { pcall(mutated, req) } end),
+    }
+    req.x = nil
+    local errs = {}
+    if by == "size" then
+        local ok, err = pcall(mutated, { x = { 2 } })
+        errs[3] = ok and "returned" or tostring(err)
+    end
+    for i, t in ipairs(tasks) do
+        local r = t:join()
+        errs[i] = r[1] and "returned" or tostring(r[2])
+    end
+    reply(200, { errors = errs, stats = dike.stats(mutated) })
+end
+
 function M.stats()
     local hist = {}
     for size, n in pairs(sizes) do hist[tostring(size)] = n end

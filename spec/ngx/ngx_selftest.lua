@@ -262,6 +262,68 @@ test("with every nginx timer taken, dike serves its timers from the waiting requ
     while ngx.timer.pending_count() > 0 and dike.now() - t0 < 3 do dike.sleep(0.05) end
 end)
 
+test("a coroutine the request made (coroutine.wrap) waits in dike: sleep, a batched call, a join", function()
+    local batched = dike.batch{ target_batch_size = 2, max_waiting_time = 0.05 }(function(xs)
+        local out = {}
+        for i = 1, #xs do out[i] = xs[i] + 100 end
+        return out
+    end)
+    local t = dike.spawn(function() dike.sleep(0.005); return "joined" end)
+    local got = {}
+    for i = 1, 2 do
+        coroutine.wrap(function()
+            dike.sleep(0.002)
+            local r = batched({ i })[1]
+            got[i] = r .. ":" .. t:join()
+        end)()
+    end
+    -- (In nginx a user coroutine's wait suspends the thread that resumed it too: each
+    -- coroutine.wrap call above returns once its coroutine has ended.)
+    local deadline = ngx.now() + 2
+    while not (got[1] and got[2]) and ngx.now() < deadline do
+        ngx.sleep(0.002)
+        ngx.update_time()
+    end
+    eq(got[1], "101:joined", "first coroutine")
+    eq(got[2], "102:joined", "second coroutine")
+end)
+
+test("timeout ends a sleep, a queued limit_jobs call and a batched call at the deadline", function()
+    local quick = dike.timeout{ seconds = 0.02, name = "q" }(dike.sleep)
+    local t0 = dike.now()
+    eq(tostring(error_of(quick, 10)), "Call to function q timed out after 0.02s", "sleep")
+    within(dike.now() - t0, 0.015, 1, "seconds")
+    local lim = dike.limit_jobs{ limit = 1, queue = 1 }
+    local hold = lim(function() dike.sleep(0.2) end)
+    local holder = dike.spawn(hold)
+    local queued = dike.timeout{ seconds = 0.02 }(lim(function() return "ran" end))
+    eq(getmetatable(error_of(queued)), dike.TimeoutError, "queued call")
+    eq(dike.stats(lim).queued, 0, "queue after the timeout")
+    holder:join()
+    eq(dike.stats(lim).running, 0, "running")
+    local batched = dike.batch{ target_batch_size = 10, max_waiting_time = 0.2 }(function(xs) return xs end)
+    eq(getmetatable(error_of(dike.timeout{ seconds = 0.02 }(batched), { 1 })), dike.TimeoutError, "batched call")
+    eq(dike.stats(batched).queued_rows, 0, "rows withdrawn")
+end)
+
+test("circuit_breaker opens, rejects, half-opens and closes; events reach the observer", function()
+    local logs, restore = capture_logs()
+    local seen = {}
+    local previous = dike.on_event(function(e) seen[#seen + 1] = e.from .. ">" .. e.to end)
+    local cb = dike.circuit_breaker{ window = 2, minimum_calls = 2, open_for = 0.05, name = "ngx" }
+    local f = cb(function(ok) if not ok then error("down", 0) end return "up" end)
+    error_of(f, false)
+    error_of(f, false)
+    local e = error_of(f, true)
+    eq(getmetatable(e), dike.CircuitOpen, "rejected")
+    dike.sleep(0.06)
+    eq(f(true), "up", "trial")
+    dike.on_event(previous)
+    restore()
+    eq(table.concat(seen, ","), "closed>open,open>half_open,half_open>closed", "events")
+    eq(logs[1], "warning:Circuit ngx opened: failure rate 1 over 2 calls", "log")
+end)
+
 test("nothing is left behind", function()
     dike.sleep(0.02)
     local p = rt.pending()

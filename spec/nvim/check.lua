@@ -1,8 +1,8 @@
 -- The Neovim integration test (scripts/check-nvim.sh): dike loaded from the build tree into
 -- a headless Neovim runs retry, limit_jobs and batch on Neovim's own loop (vim.loop), the
 -- loop driven by Neovim (tasks are started with dike.spawn and awaited with vim.wait).
--- Tasks resume from a libuv callback (a "fast" context), where most of Neovim's API is
--- refused, so results reach buffers through vim.schedule.
+-- By default dike resumes waiting code from Neovim's main loop, so vim.api works after any
+-- wait and in loggers; dike.set_runtime("luv") gives back resumption from libuv callbacks.
 -- Prints "ok - ..." lines and "N passed, N failed"; exits with :cquit on any failure.
 local root, cpath = os.getenv("DIKE_ROOT"), os.getenv("DIKE_CPATH")
 package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
@@ -46,14 +46,23 @@ local function main()
     local dike = require("dike")
     local rt = require("dike.runtime")
 
-    test("dike runs on Neovim's own loop", function()
-        eq(rt.driver.uv, vim.loop, "the luv module dike uses")
-        eq(rt.driver.name, "luv", "driver")
+    test("dike runs on Neovim's own loop, resuming from its main loop", function()
+        eq(rt.host.uv, vim.loop, "the luv module dike uses")
+        eq(rt.name, "nvim", "runtime")
     end)
 
-    test("retry: two failures, delays of 10 and 20 ms, then the value", function()
+    test("retry: two failures, delays of 10 and 20 ms, then the value; the logger uses vim.notify", function()
         local logs = {}
-        local previous = dike.set_logger(function(level, message) logs[#logs + 1] = level .. ":" .. message end)
+        local notify = vim.notify
+        vim.notify = function(msg, level)
+            logs[#logs + 1] = msg
+            eq(level, vim.log.levels.WARN, "notify level")
+        end
+        local previous = dike.set_logger(function(level, message)
+            -- refused in a libuv callback (E5560): here it must work
+            vim.api.nvim_get_current_buf()
+            vim.notify(level .. ":" .. message, vim.log.levels.WARN)
+        end)
         local n = 0
         local flaky = dike.retry{ attempts = 3, delay = 0.01, backoff = 2, log_exception_info = false }(function(x)
             n = n + 1
@@ -67,6 +76,7 @@ local function main()
             elapsed = dike.now() - t0
         end)
         dike.set_logger(previous)
+        vim.notify = notify
         eq(result, 42, "result")
         eq(logs[1], "warning:Caught exception not yet. Retrying in 0.01s ...", "first warning")
         eq(logs[2], "warning:Caught exception not yet. Retrying in 0.02s ...", "second warning")
@@ -93,7 +103,7 @@ local function main()
         eq(s.rejected, 1, "rejected count")
     end)
 
-    test("batch: results go into a buffer through vim.schedule", function()
+    test("batch: callers write their results into a buffer right after the wait", function()
         local buf = vim.api.nvim_create_buf(false, true)
         local calls = {}
         local square = dike.batch{ target_batch_size = 3, max_waiting_time = 0.02 }(function(xs)
@@ -103,30 +113,76 @@ local function main()
             return ys
         end)
         vim.api.nvim_buf_set_lines(buf, 0, -1, false, { "", "", "", "", "" })
-        local refused, scheduled = nil, 0
+        local written = 0
         for i = 1, 5 do
             dike.spawn(function()
                 local y = square({ i })[1]
-                -- Resumed from a libuv callback: Neovim refuses its API here...
-                local ok, err = pcall(vim.api.nvim_buf_set_lines, buf, i - 1, i, false, { "x" })
-                if not ok then refused = err end
-                -- ... so hand the result to the main loop.
-                vim.schedule(function()
-                    vim.api.nvim_buf_set_lines(buf, i - 1, i, false, { ("%d^2 = %d"):format(i, y) })
-                    scheduled = scheduled + 1
-                end)
+                vim.api.nvim_buf_set_lines(buf, i - 1, i, false, { ("%d^2 = %d"):format(i, y) })
+                written = written + 1
             end)
         end
-        if not vim.wait(5000, function() return scheduled == 5 end, 1) then error("results not delivered") end
+        if not vim.wait(5000, function() return written == 5 end, 1) then error("results not delivered") end
         eq(table.concat(vim.api.nvim_buf_get_lines(buf, 0, -1, false), "|"),
            "1^2 = 1|2^2 = 4|3^2 = 9|4^2 = 16|5^2 = 25", "buffer")
         eq(table.concat(calls, ","), "3,2", "batch sizes")
-        eq(type(refused) == "string" and refused:match("E5560") ~= nil, true,
-           "direct call refused: " .. tostring(refused))
         local s = dike.stats(square)
         eq(s.batches, 2, "batches")
         eq(s.queued_calls + s.running_batches + s.waiting, 0, "gauges")
         vim.api.nvim_buf_delete(buf, { force = true })
+    end)
+
+    test("after every kind of wait the code may call vim.api: sleep, wrap, batch, a queued call, retry", function()
+        local fast = {}
+        local function api_works(what)
+            fast[#fast + 1] = what .. "=" .. tostring(vim.in_fast_event())
+            return vim.api.nvim_get_current_buf() ~= nil
+        end
+        local stat_of = dike.wrap(vim.loop.fs_stat)
+        local batched = dike.batch{ target_batch_size = 2, max_waiting_time = 0.01 }(function(xs) return xs end)
+        local one = dike.limit_jobs{ limit = 1, queue = 1 }(function() dike.sleep(0.01) end)
+        local n = 0
+        local flaky = dike.retry{ attempts = 2, delay = 0.005, logger = function() api_works("logger") end }(function()
+            n = n + 1
+            if n == 1 then error("once", 0) end
+            return "ok"
+        end)
+        local holder = dike.spawn(one)
+        in_task(dike, function()
+            dike.sleep(0.001); api_works("sleep")
+            stat_of(root .. "/README.md"); api_works("wrap")
+            batched({ 1 }); api_works("batch")
+            one(); api_works("queued limit_jobs")
+            flaky(); api_works("retry")
+            holder:join(); api_works("join")
+        end)
+        eq(table.concat(fast, " "), "sleep=false wrap=false batch=false queued limit_jobs=false"
+           .. " logger=false retry=false join=false", "fast context")
+    end)
+
+    test("a plain coroutine (coroutine.wrap) waits and then calls vim.api", function()
+        local got
+        coroutine.wrap(function()
+            dike.sleep(0.005)
+            got = vim.api.nvim_get_current_buf()
+        end)()
+        if not vim.wait(3000, function() return got ~= nil end, 1) then error("the coroutine did not resume") end
+        eq(type(got), "number", "buffer number")
+    end)
+
+    test('dike.set_runtime("luv") resumes from libuv callbacks (opt-in), nil gives the default back', function()
+        dike.set_runtime("luv")
+        eq(rt.name, "luv", "runtime")
+        local fast, refused
+        in_task(dike, function()
+            dike.sleep(0.005)
+            fast = vim.in_fast_event()
+            refused = select(2, pcall(vim.api.nvim_get_current_buf))
+        end)
+        dike.set_runtime(nil)
+        eq(rt.name, "nvim", "runtime")
+        eq(fast, true, "in a fast event")
+        eq(type(refused) == "string" and refused:match("E5560") ~= nil, true, "refused: " .. tostring(refused))
+        eq(dike.run(function() dike.sleep(0.001) return vim.in_fast_event() end), false, "back to the main loop")
     end)
 
     test("tasks start from a vim.schedule callback and from a libuv timer callback", function()
@@ -171,7 +227,7 @@ local function main()
         vim.wait(20)
         local p = rt.pending()
         eq(p.timers + p.ready + p.unreported, 0, "pending " .. vim.inspect(p))
-        for _, h in ipairs(rt.driver.handles()) do eq(h:is_active(), false, "dike's " .. tostring(h)) end
+        for _, h in pairs(rt.host.handles()) do eq(h:is_active(), false, "dike's " .. tostring(h)) end
     end)
 end
 

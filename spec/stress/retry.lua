@@ -19,7 +19,7 @@ function M.round(p, rand, tally)
                   succeeded = 0, ended_raising = 0 }
     local live = {}
 
-    -- Bounds of the k-th delay (AWS "Exponential Backoff And Jitter", API.md section 3).
+    -- Bounds of the k-th delay (AWS "Exponential Backoff And Jitter", docs/retry.md).
     local function in_bounds(k, d, prev)
         local b = min(p.delay * 2 ^ (k - 1), p.max_delay)
         local lo, hi

@@ -1,26 +1,25 @@
---- The luv loop driver: the few loop services the scheduler needs, on libuv via luv
--- (or Neovim's vim.uv / vim.loop, which is luv on Neovim's own loop).
+--- The luv host: the scheduler's loop primitives on libuv through luv (or, with
+-- dike.set_runtime("luv") inside Neovim, on Neovim's loop straight from luv callbacks).
 --
--- One timer (the alarm for the earliest dike deadline) and one idle handle (which pumps
--- the ready queue) per Lua state and loop, whoever drives the loop: dike.run, user code
--- calling uv.run(), or Neovim. They are created on first use and kept for reuse: stopped
--- (inactive) whenever dike has nothing to do, so they never keep the loop alive.
--- They live in the Lua registry so that loading dike again (busted does, per spec file)
--- reuses them instead of leaking handles.
+-- Two handles per loaded copy of dike, made on first use: a timer (the alarm for the
+-- earliest dike deadline) and an idle handle (asks the loop for one pump turn without
+-- blocking for I/O). They are stopped whenever dike has nothing to do, so they never keep
+-- the loop alive. Each copy of dike has its own: a second copy (a plugin reloaded by
+-- clearing package.loaded) never takes over the first one's callbacks. A handle closed by
+-- user code (uv.walk + close, a shutdown idiom) is replaced by a new one at its next use.
 local ceil = math.ceil
-local debug_getregistry = debug.getregistry
 local rawget, type = rawget, type
 
-local REGISTRY_KEY = "dike.runtime.luv.driver"
--- luv takes a timeout in whole milliseconds as a Lua integer: Lua 5.4 raises for a float
--- beyond 2^63 (dike.sleep(math.huge), a batch max_waiting_time of 1e300), and a raise inside a
--- luv callback ends the process. A deadline further away is armed this far ahead (about 24.8
--- days, like setTimeout); when the alarm fires early the scheduler finds nothing due and arms
--- it again.
+local M = {}
+
+-- luv takes a timeout in whole milliseconds as a Lua integer (Lua 5.4 raises for a float
+-- beyond 2^63, e.g. dike.sleep(math.huge)). A deadline further away is armed this far ahead
+-- (about 24.8 days, like setTimeout); when the alarm fires early nothing is due and the
+-- scheduler arms it again.
 local MAX_ARM_MS = 2147483647
 
 --- The luv module in use: Neovim's own loop when inside Neovim, else require("luv").
-local function find_uv()
+function M.find_uv()
     local vim = rawget(_G, "vim")
     if type(vim) == "table" then
         local uv = vim.uv or vim.loop
@@ -29,64 +28,62 @@ local function find_uv()
     return require("luv")
 end
 
----@param uv? table luv module (default: find_uv())
-local function new(uv)
-    uv = uv or find_uv()
-    local registry = debug_getregistry()
-    -- Reuse the handles of an earlier load. A reloaded luv module is a new table over the
-    -- same default loop, so the identity of `uv` does not matter.
-    local shared = registry[REGISTRY_KEY]
-    if shared then return shared end
-
+--- A host (see runtime/init.lua) on `uv`.
+---@param uv? table the luv module (default: find_uv())
+function M.new(uv)
+    uv = uv or M.find_uv()
     local hrtime, update_time = uv.hrtime, uv.update_time
+    local H = { name = "luv", uv = uv }
     local timer, idle
-    local idle_on = false
-    local D = { name = "luv", uv = uv }
+    local on_alarm, on_pump = nil, nil
 
-    -- Set by the scheduler that owns this driver (the latest load of dike).
-    D.on_alarm = function() end
-    D.on_pump = function() end
+    local function alarm_cb() on_alarm() end
+    local function idle_cb()
+        idle:stop()
+        on_pump()
+    end
 
-    local function alarm_cb() D.on_alarm() end
-    local function idle_cb() D.on_pump() end
+    function H.attach(alarm, pump)
+        on_alarm, on_pump = alarm, pump
+    end
 
-    --- Monotonic time in seconds (not the loop's cached clock).
-    function D.now()
+    --- Monotonic seconds (not the loop's cached clock).
+    function H.now()
         return hrtime() * 1e-9
     end
 
+    -- A handle user code closed is not ours any more.
+    local function usable(h)
+        return h ~= nil and not h:is_closing()
+    end
+
     --- Call on_alarm once at (or just after) monotonic time `at`.
-    function D.arm(at)
-        timer = timer or uv.new_timer()
-        -- The loop's clock is cached per iteration: refresh it, or a timer started late
-        -- in an iteration fires early.
+    function H.arm(at)
+        if not usable(timer) then timer = uv.new_timer() end
+        -- The loop's clock is cached per iteration: refresh it, or a timer started late in
+        -- an iteration fires early.
         update_time()
         local ms = ceil((at - hrtime() * 1e-9) * 1000)
         if ms < 0 then ms = 0 elseif ms > MAX_ARM_MS then ms = MAX_ARM_MS end
         timer:start(ms, 0, alarm_cb)
     end
 
-    function D.disarm()
-        if timer then timer:stop() end
+    function H.disarm()
+        if usable(timer) then timer:stop() end
     end
 
-    --- Call on_pump from the loop (idle phase) until pump_stop().
-    function D.pump_start()
-        if idle_on then return end
-        idle = idle or uv.new_idle()
+    --- Call on_pump once, from the loop's next idle phase (the loop does not block meanwhile).
+    function H.pump()
+        if not usable(idle) then idle = uv.new_idle() end
         idle:start(idle_cb)
-        idle_on = true
     end
 
-    function D.pump_stop()
-        if idle_on then
-            idle:stop()
-            idle_on = false
-        end
+    function H.unpump()
+        if usable(idle) then idle:stop() end
     end
 
-    --- Run one loop iteration (blocking for events); false when nothing keeps the loop alive.
-    function D.run_once()
+    --- One loop iteration (blocking for events); false when nothing keeps the loop alive.
+    function H.run_once()
         return uv.run("once")
     end
 
@@ -96,17 +93,22 @@ local function new(uv)
     local in_fast_event = type(vim) == "table" and vim.in_fast_event or nil
 
     --- Whether the loop is being run right now (by anyone).
-    function D.loop_running()
+    function H.loop_running()
         return uv.loop_mode() ~= nil or (in_fast_event ~= nil and in_fast_event())
     end
 
-    --- The handles this driver owns (for tests that check nothing else is left open).
-    function D.handles()
+    --- The runtime is being replaced: close the handles.
+    function H.close()
+        if usable(timer) then timer:close() end
+        if usable(idle) then idle:close() end
+    end
+
+    --- The handles dike made (for tests that check nothing else is left open).
+    function H.handles()
         return { timer, idle }
     end
 
-    registry[REGISTRY_KEY] = D
-    return D
+    return H
 end
 
-return { new = new, find_uv = find_uv }
+return M

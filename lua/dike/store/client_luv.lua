@@ -347,8 +347,8 @@ function Client:close()
     local had = self.handle
     fail_all(self, self.label .. ": closed")
     if had then
-        local driver = require("dike.runtime.luv").new()
-        if not driver.loop_running() then driver.uv.run("nowait") end
+        local host = rt.host
+        if host and host.loop_running and not host.loop_running() then uv_module().run("nowait") end
     end
 end
 
