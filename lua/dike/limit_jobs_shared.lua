@@ -27,6 +27,9 @@
 -- against `limit`, its queue), "open" runs it, "closed" raises TooManyCalls; queued callers
 -- get the same treatment. Calls let through that way hold no lease: once the store answers
 -- again they still run, uncounted there, until they end.
+--
+-- Events and names as limit_jobs.lua's: queued, rejected with reason "full" or
+-- "queue_timeout", and "store" for a call rejected because the store failed ("closed").
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
 local emit = require("dike.events").emit
