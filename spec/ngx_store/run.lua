@@ -9,7 +9,7 @@
 --   worker, whose callers poll the store for freed slots): every answer is 200 or 503,
 --   at most 10 requests hold a slot at once across the workers (each counts itself in a
 --   shared dict while it holds one), several workers served, nothing is left running;
---   a shared rate (200/s, burst 10) hit from 50 connections for 2 s, per store: the requests
+--   a shared rate (200/s, burst 50) hit from 50 connections for 2 s, per store: the requests
 --   admitted are within 2% of rate x time + burst;
 --   nginx's error log has no error beyond the expected refused connection.
 -- Both servers are stopped by their pids, also on failure. Prints "N passed, N failed" last.
@@ -131,7 +131,7 @@ local function rate(port, kind)
     local st = stats(port)
     local admitted = st[kind .. ":rate_admitted"] or 0
     local span = (last or t0) - (first or t0)
-    local want = 200 * span + 10
+    local want = 200 * span + 50
     print(("#   %s rate: %d admitted over %.2f s, want %.1f"):format(kind, admitted, span, want))
     check(st[kind .. ":rate_errors"] == nil, kind .. " rate: no store errors")
     check(math.abs(admitted - want) <= 0.02 * want + 1,
