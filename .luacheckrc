@@ -30,5 +30,6 @@ files["types"] = { unused_args = false, ignore = { "241" } }
 
 -- Code that runs inside nginx sets ngx.status and ngx.header.*.
 files["spec/ngx"] = { globals = { "ngx" } }
+files["spec/ngx_store"] = { globals = { "ngx" } }
 -- The Neovim suite stands in for vim.notify to see what the logger sends.
 files["spec/nvim"] = { globals = { "vim" } }

@@ -1,5 +1,5 @@
 --- The benchmark driver (`make bench`, through bench/run.sh). It runs every measurement of
--- the thirteen workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
+-- the fifteen workloads (bench/lua/*.lua and bench/node/*.mjs; each script says what it does)
 -- several times, each in a fresh process, interleaved (round 1 of everything, then round 2,
 -- ...) so that the machine's noise falls on every variant alike; takes medians; prints one
 -- table of ratios with the absolute figures beside
@@ -94,10 +94,11 @@ local INTERP = {
 local N = opts.smoke
     and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300, tasks = 300, wait = 200,
           node_calls = 200, events = 2000, cap = 1, dedup = 300,
-          rate_wait = { 10, 20, 40 }, rate_run = 100, bottleneck = 20 }
+          rate_wait = { 10, 20, 40 }, rate_run = 100, bottleneck = 20, store = 320, handoff = 20, ngx_seconds = 1 }
     or { batch = 100000, calls = 1000000, fail = 100000, queue = { 1000, 10000, 100000 }, array = 100000,
          tasks = 200000, wait = 100000, node_calls = 200000, events = 1000000, cap = 3, dedup = 100000,
-         rate_wait = { 100, 1000, 10000 }, rate_run = 10000, bottleneck = 500 }
+         rate_wait = { 100, 1000, 10000 }, rate_run = 10000, bottleneck = 500, store = 20000, handoff = 100,
+         ngx_seconds = 3 }
 local WIDTHS = { 1, 16, 64 }
 local CAPS = { "nocap", "cap1", "cap2" }
 
@@ -198,6 +199,15 @@ measure("rate_run.dike", "luajit", "bench/lua/rate_limit.lua", "rate", N.rate_ru
 for _, peer in ipairs({ "p-throttle", "bottleneck" }) do
     measure("rate_run." .. peer, "node", "bench/node/rate_limit.mjs", peer .. "-rate", N.rate_run,
             { node = true, max_rounds = 3 })
+end
+-- 14. limits shared through Redis (each run starts its own redis-server and worker processes)
+for _, impl in ipairs({ "ping4", "jobs4", "jobs1", "rate4" }) do
+    measure("store." .. impl, "luajit", "bench/lua/store.lua", impl, N.store)
+end
+measure("store.handoff", "luajit", "bench/lua/store.lua", "handoff", N.handoff)
+-- 15. limits shared by nginx's workers (each run starts its own nginx and redis-server; N = seconds of wrk)
+for _, impl in ipairs({ "bare", "none", "sd", "rd" }) do
+    measure("ngx." .. impl, "luajit", "bench/lua/ngx_store.lua", impl, N.ngx_seconds)
 end
 
 ---------------------------------------------------------------- running
@@ -330,7 +340,7 @@ local function row(workload, label, key, unit, ref_key, note)
     local v = per_op(key)
     local r = { workload = workload, label = label, key = key, unit = unit, note = note }
     if v then
-        if unit == "calls/s" then r.value = 1 / v
+        if unit == "calls/s" or unit == "req/s" then r.value = 1 / v
         elseif unit == "us/call" then r.value = v * 1e6
         elseif unit == "admitted" then r.value = field(key, "ratio") -- a ratio the run reports
         else r.value = v * 1e9 end
@@ -464,6 +474,19 @@ row(W13, "dike.rate_limit{burst = 100} (LuaJIT): admitted / (rate x 2 s + burst)
 row(W13, "p-throttle (Node, 500 per 100 ms): admitted / (rate x 2 s)", "rate_run.p-throttle", "admitted")
 row(W13, "bottleneck (Node, reservoir 500 per 100 ms): admitted / (rate x 2 s)", "rate_run.bottleneck", "admitted")
 
+local W14 = format("14. limit_jobs through Redis, %d calls, 16 callers per process", N.store)
+row(W14, "floor: 2 PINGs per call (dike's client), 4 processes", "store.ping4", "calls/s", "store.ping4")
+row(W14, "dike.limit_jobs{store = redis}, 4 processes", "store.jobs4", "calls/s", "store.ping4")
+row(W14, "dike.limit_jobs{store = redis}, 1 process", "store.jobs1", "calls/s", "store.ping4")
+row(W14, "the GCRA script (store:rate), 4 processes", "store.rate4", "calls/s", "store.ping4")
+row(W14, "a slot handed from one process to another's queue (gap)", "store.handoff", "us/call")
+
+local W15 = format("15. nginx, 4 workers, wrk -c 50 for %d s", N.ngx_seconds)
+row(W15, "bare ngx.shared.DICT:incr counter (limit.conn's mechanism)", "ngx.bare", "req/s", "ngx.bare")
+row(W15, "no guard", "ngx.none", "req/s", "ngx.bare")
+row(W15, "dike.limit_jobs{store = shared_dict}", "ngx.sd", "req/s", "ngx.bare")
+row(W15, "dike.limit_jobs{store = redis} (lua-resty-redis)", "ngx.rd", "req/s", "ngx.bare")
+
 local function ratio_of(key, ref)
     local a, b = per_op(key), per_op(ref)
     return a and b and a / b or nil
@@ -527,9 +550,12 @@ target("array mode, W = 1: cost / list mode's", ratio_of("array.array1", "array.
 target("array mode, W = 64: cost / list mode's", ratio_of("array.array64", "array.list64"), 1 / 3,
        "<= 0.33 (>= 3x throughput)")
 
+target("limit_jobs through Redis: commands per admitted call (4 processes)", field("store.jobs4", "commands"),
+       2.01, "<= 2 (1 acquire, 1 release, 0 renewals)")
+
 local function fmt_value(v, unit)
     if v == nil then return "-" end
-    if unit == "calls/s" then return format("%.0f", v) end
+    if unit == "calls/s" or unit == "req/s" then return format("%.0f", v) end
     if unit == "admitted" then return format("%.4f", v) end
     if v >= 100 then return format("%.0f", v) end
     if v >= 10 then return format("%.1f", v) end

@@ -4,7 +4,8 @@
 # Usage: scripts/deps.sh [core|test|all]
 #   core  build, unit tests and busted (the default; `make build`, `make demo`)
 #   test  core + what the wider suites use: nginx with the Lua module, neovim, wrk, clang and its
-#         sanitizer/fuzzer runtime (`make test`, .ci/run)
+#         sanitizer/fuzzer runtime, redis-server and redis-cli (the shared stores' suites start
+#         private ones) and lua-resty-redis (the Redis store inside nginx) (`make test`, .ci/run)
 #   all   test + what `make bench` uses: gnuplot, Node.js and npm, GNU time (peak RSS)
 set -euo pipefail
 
@@ -13,7 +14,8 @@ set -euo pipefail
 core=(luajit2 libluajit2-5.1-dev lua-luv lua-luv-dev libuv1-dev lua-busted luarocks
       lua5.1 liblua5.1-0-dev lua-check cmake pkg-config make gcc libc6-dev
       lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev lua5.4 liblua5.4-dev valgrind)
-test=(neovim nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev)
+test=(neovim nginx libnginx-mod-http-lua wrk clang libclang-rt-14-dev
+      redis-server redis-tools lua-nginx-redis)
 bench=(gnuplot-nox nodejs npm time)
 
 want=("${core[@]}")

@@ -11,8 +11,12 @@ return function(uv)
     if rt and rt.host then
         for _, h in pairs(rt.host.handles()) do known[h] = true end
     end
+    -- The Redis client's SIGPIPE watcher (lua/dike/store/client_luv.lua): kept, unref'd, for the
+    -- life of the process.
+    local sigpipe = debug.getregistry()["dike.store.sigpipe"]
     local problems = {}
     uv.walk(function(h)
+        if h == sigpipe then return end
         if known[h] then
             if h:is_active() then problems[#problems + 1] = "dike's " .. tostring(h) .. " is still active" end
         elseif not h:is_closing() then

@@ -119,6 +119,7 @@ function Task:done() end
 ---@field queue_timeout? number seconds a queued caller waits before it is rejected
 ---@field name? string name in messages (default: `<source>:<line>` of fn); the shared key with a store
 ---@field store? dike.Store (v2) share the slots with every process using this store and name
+---@field lease? number (v2, with a store) seconds a slot lives unless renewed (default: the store's)
 
 --- A limiter: all functions it wraps share its slots.
 ---@alias dike.Limiter fun(fn: function): function
@@ -275,11 +276,20 @@ function CircuitBreaker:reset() end
 ---@field port? integer
 ---@field path? string a Unix socket instead of host and port
 ---@field password? string
+---@field username? string with password: AUTH username password (Redis ACLs)
 ---@field db? integer
 ---@field prefix? string key prefix
 ---@field timeout? number seconds before a store operation counts as failed (default 0.1)
 ---@field on_failure? "local"|"open"|"closed" while the store fails: a process-local fallback (default), admit, or reject
 ---@field lease? number seconds a limit_jobs slot lives unless renewed (default 30)
+---@field poll? number seconds between a waiting process's asks for a freed slot (default 0.01)
+
+---@class dike.SharedDictStoreOptions
+---@field prefix? string key prefix (default "dike:")
+---@field timeout? number seconds a worker may wait for the dictionary's lock (default 0.1)
+---@field on_failure? "local"|"open"|"closed" while the store fails (default "local")
+---@field lease? number seconds a limit_jobs slot lives unless renewed (default 30)
+---@field poll? number seconds between a waiting worker's asks for a freed slot (default 0.005)
 
 ---------------------------------------------------------------------------------------------------
 -- Statistics (dike.stats)
@@ -296,8 +306,8 @@ function CircuitBreaker:reset() end
 ---@field queued integer callers waiting for a slot
 ---@field rejected integer calls that raised TooManyCalls
 ---@field limit? number the limiter's limit
----@field store_errors? integer (v2) store failures
----@field fallback_calls? integer (v2) calls served by the local fallback
+---@field store_errors? integer (v2) this limiter's store operations that failed
+---@field fallback_calls? integer (v2) calls whose outcome the store's on_failure policy decided
 
 ---@class dike.BatchStats
 ---@field calls integer calls accepted into a batch
@@ -481,11 +491,12 @@ dike.store = {}
 
 --- (v2) An nginx lua_shared_dict, shared by the workers of one nginx.
 ---@param dict_name string
+---@param opts? dike.SharedDictStoreOptions
 ---@return dike.Store
-function dike.store.shared_dict(dict_name) end
+function dike.store.shared_dict(dict_name, opts) end
 
 --- (v2) A Redis server, shared by every process and host that reaches it.
----@param opts dike.RedisStoreOptions
+---@param opts? dike.RedisStoreOptions
 ---@return dike.Store
 function dike.store.redis(opts) end
 

@@ -27,6 +27,7 @@ local dike = {
     wrap = task.wrap,
     set_logger = log.set_logger,
     stats = stats.stats,
+    store = require("dike.store"),
     TooManyCalls = errors.TooManyCalls,
     TimeoutError = errors.TimeoutError,
     CancelledError = errors.CancelledError,

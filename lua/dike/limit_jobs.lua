@@ -22,7 +22,7 @@ local TooManyCalls = errors.TooManyCalls
 
 local M = {}
 
-local OPTIONS = { limit = true, queue = true, queue_timeout = true, name = true }
+local OPTIONS = { limit = true, queue = true, queue_timeout = true, name = true, store = true, lease = true }
 local FNAME = "dike.limit_jobs"
 
 local Limiter = {}
@@ -136,6 +136,8 @@ function M.limit_jobs(opts)
     local queue_timeout = options.number(FNAME, opts, "queue_timeout", true, true, nil)
     if queue_timeout == huge then queue_timeout = nil end
     local name = options.string(FNAME, opts, "name")
+    if opts.store ~= nil then return require("dike.limit_jobs_shared").new(opts, limit, queue_timeout, name) end
+    if opts.lease ~= nil then error(FNAME .. ": lease needs a store", 2) end
     local L = setmetatable({
         limit = limit, queue_max = options.count(FNAME, opts, "queue", 0, true, 0),
         queue_timeout = queue_timeout,

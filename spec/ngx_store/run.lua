@@ -1,0 +1,184 @@
+-- The shared-store integration test inside nginx (ctest: integration.ngx_store). From the
+-- repository root:
+--   luajit spec/ngx_store/run.lua [--build DIR]
+-- It starts a private redis-server (spec/redis_server.lua) and a private nginx with four
+-- workers (spec/ngx_store/nginx.conf.in, loopback only), then checks:
+--   the stores inside a request (GET /selftest: shared dict, Redis on lua-resty-redis);
+--   2,000 concurrent requests through one limit_jobs{limit = 10} shared by the four workers,
+--   through the shared-dict store and through Redis, without a queue and with one (100 per
+--   worker, whose callers poll the store for freed slots): every answer is 200 or 503,
+--   at most 10 requests hold a slot at once across the workers (each counts itself in a
+--   shared dict while it holds one), several workers served, nothing is left running;
+--   a shared rate (200/s, burst 50) hit from 50 connections for 2 s, per store: the requests
+--   admitted are within 2% of rate x time + burst;
+--   nginx's error log has no error beyond the expected refused connection.
+-- Both servers are stopped by their pids, also on failure. Prints "N passed, N failed" last.
+local dike = require("dike")
+local client = require("service.client")
+local redis_server = require("spec.redis_server")
+local nginx = require("spec.ngx_store.nginx")
+
+local opts = { build = "build" }
+do
+    local i = 1
+    while i <= #arg do
+        local a = arg[i]
+        if a == "--build" then i = i + 1; opts.build = arg[i]
+        else error("run.lua: unknown argument " .. a, 0) end
+        i = i + 1
+    end
+end
+
+local HOST, LIMIT = "127.0.0.1", 10
+
+local passed, failed = 0, 0
+local function check(ok, what, detail)
+    if ok then
+        passed = passed + 1
+        print("ok - " .. what)
+    else
+        failed = failed + 1
+        print("not ok - " .. what .. (detail ~= nil and (": " .. tostring(detail)) or ""))
+    end
+end
+
+local function read(path)
+    local f = io.open(path, "rb")
+    if not f then return "" end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+---------------------------------------------------------------- checks
+
+local function get(port, target)
+    local res, err = client.get(HOST, port, target, 30)
+    if not res then return { status = 0, body = tostring(err) } end
+    return res
+end
+
+local function stats(port)
+    local t = {}
+    for k, v in get(port, "/stats").body:gmatch("(%S+) (%S+)\n") do t[k] = tonumber(v) or v end
+    return t
+end
+
+local function selftest(port)
+    local st = get(port, "/selftest")
+    check(st.status == 200, "GET /selftest answers 200", st.status)
+    for line in st.body:gmatch("[^\n]+") do
+        local good, bad = line:match("^ok %- (.*)$"), line:match("^not ok %- (.*)$")
+        if good then check(true, "nginx: " .. good) end
+        if bad then check(false, "nginx: " .. bad) end
+    end
+    check(st.body:match("\n(%d+) passed, 0 failed\n$") ~= nil, "the self-test ran to its end", st.body:sub(-300))
+end
+
+local function concurrent(port, kind, n)
+    get(port, "/reset")
+    local statuses = {}
+    local items = {}
+    for i = 1, n do
+        items[i] = function() return get(port, "/" .. kind).status end
+    end
+    local r = dike.gather(items)
+    for i = 1, n do statuses[r[i]] = (statuses[r[i]] or 0) + 1 end
+    local ok200, busy = statuses[200] or 0, statuses[503] or 0
+    local what = ("%s: %d concurrent requests"):format(
+        ({ sd = "shared dict", rd = "redis", sdq = "shared dict, queue 100", rdq = "redis, queue 100" })[kind], n)
+    check(ok200 + busy == n, what .. " each answered 200 or 503",
+        ("200: %d, 503: %d, other: %d"):format(ok200, busy, n - ok200 - busy))
+    local st = stats(port)
+    local most, workers, served = 0, 0, 0
+    for k, v in pairs(st) do
+        if k:find("^" .. kind .. ":max:") then most = math.max(most, v) end
+        if k:find("^" .. kind .. ":served:") then
+            workers = workers + 1
+            served = served + v
+        end
+    end
+    print(("#   %s: 200 x %d, 503 x %d; at most %d at once; %d workers served"):format(
+        kind, ok200, busy, most, workers))
+    check(most <= LIMIT and most >= 2, what .. (": at most %d hold a slot at once across the workers"):format(LIMIT),
+        "at once " .. most)
+    check(workers >= 2, what .. ": several workers served", workers)
+    check(served == ok200 and (st[kind .. ":rejected"] or 0) == busy and st[kind .. ":errors"] == nil,
+        what .. ": the workers' counts agree",
+        ("served %d, rejected %s"):format(served, tostring(st[kind .. ":rejected"])))
+    check((st[kind .. ":active"] or 0) == 0, what .. ": nothing left running")
+end
+
+local function rate(port, kind)
+    get(port, "/reset")
+    local seconds = 2
+    local t0 = dike.now()
+    local first, last
+    local items = {}
+    for i = 1, 50 do
+        items[i] = function()
+            while dike.now() - t0 < seconds do
+                local s = dike.now()
+                local status = get(port, "/rate_" .. kind).status
+                if status == 200 then
+                    first = math.min(first or s, s)
+                    last = dike.now()
+                end
+            end
+        end
+    end
+    dike.gather(items)
+    local st = stats(port)
+    local admitted = st[kind .. ":rate_admitted"] or 0
+    local span = (last or t0) - (first or t0)
+    local want = 200 * span + 50
+    print(("#   %s rate: %d admitted over %.2f s, want %.1f"):format(kind, admitted, span, want))
+    check(st[kind .. ":rate_errors"] == nil, kind .. " rate: no store errors")
+    check(math.abs(admitted - want) <= 0.02 * want + 1,
+        (kind == "sd" and "shared dict" or "redis")
+            .. " rate across 4 workers: admitted within 2% of rate x time + burst",
+        ("admitted %d, want %.1f"):format(admitted, want))
+end
+
+local function error_log_clean()
+    local bad = {}
+    for line in read(nginx.prefix .. "/logs/error.log"):gmatch("[^\n]+") do
+        -- the self-test's refused connection is logged by nginx itself ([crit] for a unix socket)
+        if (line:find("%[emerg%]") or line:find("%[alert%]") or line:find("%[crit%]") or line:find("%[error%]"))
+            and not line:find("redis.sock.missing", 1, true) then
+            bad[#bad + 1] = line
+        end
+    end
+    check(#bad == 0, "nginx's error log has no unexpected error", bad[1])
+end
+
+---------------------------------------------------------------- main
+
+local server
+local ok, err = pcall(function()
+    server = redis_server.start()
+    local port = nginx.start{ build = opts.build, redis = server.path, limit = LIMIT }
+    print(("# nginx (pid %d, 4 workers) on %s:%d, prefix %s; redis on %s"):format(nginx.pid, HOST, port,
+        nginx.prefix, server.path))
+    dike.run(function()
+        selftest(port)
+        concurrent(port, "sd", 2000)
+        concurrent(port, "rd", 2000)
+        concurrent(port, "sdq", 2000)
+        concurrent(port, "rdq", 2000)
+        rate(port, "sd")
+        rate(port, "rd")
+    end)
+    error_log_clean()
+end)
+if not ok then check(false, "the suite ran to its end", err) end
+if failed > 0 and nginx.prefix then
+    print("# nginx error log (last lines):")
+    local lines = {}
+    for line in read(nginx.prefix .. "/logs/error.log"):gmatch("[^\n]+") do lines[#lines + 1] = line end
+    for i = math.max(1, #lines - 30), #lines do print("#   " .. lines[i]) end
+end
+nginx.stop()
+if server then server:destroy() end
+print(("%d passed, %d failed"):format(passed, failed))
+os.exit(failed == 0 and 0 or 1)
