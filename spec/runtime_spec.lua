@@ -263,3 +263,20 @@ describe("user code cannot break the loop", function()
         assert.matches("^dike: internal error in a timer callback: boom", logs[1].message)
     end)
 end)
+
+describe("the luv host's clock", function()
+    it("is uv.hrtime's clock in seconds (read through the FFI on LuaJIT), and never goes back", function()
+        local now = require("dike.runtime.luv").monotonic_clock(uv)
+        local before = uv.hrtime() * 1e-9
+        local t = now()
+        local after = uv.hrtime() * 1e-9
+        assert.is_true(t >= before - 1e-6 and t <= after + 1e-6, ("%.9f not in [%.9f, %.9f]"):format(t, before, after))
+        local last = now()
+        for _ = 1, 1000 do
+            local x = now()
+            assert.is_true(x >= last)
+            last = x
+        end
+        assert.equal(rt.now, rt.host.now)
+    end)
+end)
