@@ -362,6 +362,8 @@ function M.new(host)
     local by_co = threads and setmetatable({}, { __mode = "k" }) -- host mode: thread -> record
 
     --- The running coroutine's record, or raise the contract's error naming `fname`.
+    -- (waiter and current_waiter are written out apart: waiter calling current_waiter made
+    -- every batched call measurably slower on LuaJIT; see the commit that says so.)
     local function waiter(fname)
         local w = current
         local co, main = co_running()
