@@ -128,9 +128,9 @@ describe("dike.store.algorithms gcra", function()
             local now = ({ 0, 1000, 1.7e9 + rnd() })[rnd(3)]
             for step = 1, 60 do
                 local r = rnd()
-                if r < 0.3 then -- the same instant
-                elseif r < 0.7 then now = now + rnd(0, 20) * t / 4 -- quarters of T: exact boundaries
-                else now = now + rnd() * t * 3 end
+                if r >= 0.7 then now = now + rnd() * t * 3
+                elseif r >= 0.3 then now = now + rnd(0, 20) * t / 4 end -- quarters of T: exact boundaries
+                -- (else the same instant)
                 local cost = rnd() < 0.7 and rnd(1, math.floor(b)) or rnd() * b
                 if cost <= 0 then cost = 1 end
                 local mw = ({ 0, 0, t, 10 * t, rnd() * 5 * t, math.huge })[rnd(6)]
@@ -154,7 +154,8 @@ describe("dike.store.algorithms gcra", function()
             end
         end
         -- both outcomes were exercised, many times
-        assert.is_true(admitted > steps / 10 and refused > steps / 10, ("admitted %d, refused %d"):format(admitted, refused))
+        assert.is_true(admitted > steps / 10 and refused > steps / 10,
+            ("admitted %d, refused %d"):format(admitted, refused))
     end)
 end)
 

@@ -411,8 +411,8 @@ function Rate:acquire(T, burst, cost, max_wait, fname)
     if T ~= self.T then self.T, self.T_arg = T, exact(T) end
     if burst ~= self.burst then self.burst, self.burst_arg = burst, exact(burst) end
     local res, err, kind = self.store:eval(fname or "dike.rate_limit", "gcra",
-        { false, false, 1, self.key, self.T_arg, self.burst_arg, exact(cost), max_wait == huge and -1 or exact(max_wait) },
-        8)
+        { false, false, 1, self.key, self.T_arg, self.burst_arg, exact(cost),
+          max_wait == huge and -1 or exact(max_wait) }, 8)
     if res == nil then return nil, err, kind end
     return tonumber(res[1]) == 1, tonumber(res[2])
 end

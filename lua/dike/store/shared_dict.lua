@@ -27,8 +27,8 @@ local log = require("dike.log")
 local stats = require("dike.stats")
 local algorithms = require("dike.store.algorithms")
 
-local setmetatable, type, tostring, tonumber, pcall, pairs, format, rawget =
-    setmetatable, type, tostring, tonumber, pcall, pairs, string.format, rawget
+local setmetatable, type, tostring, pcall, pairs, format, rawget =
+    setmetatable, type, tostring, pcall, pairs, string.format, rawget
 local floor, ceil, max, huge = math.floor, math.ceil, math.max, math.huge
 
 local M = {}
