@@ -81,6 +81,7 @@ function M.new(opts)
         on_failure = options.choice(FNAME, opts, "on_failure", POLICIES, "local", '"local", "open" or "closed"'),
         lease = options.number(FNAME, opts, "lease", true, false, 30),
         poll = options.number(FNAME, opts, "poll", true, false, 0.01),
+        recheck = RECHECK,
         down = false, down_since = nil, outages = 0, errors = 0, closed = false,
         orphans = {}, norphans = 0, probe_timer = nil, probing = false,
         scripts = {}, seq = 0,
@@ -453,26 +454,35 @@ local function changed_of(res)
     return changed
 end
 
--- record's reply: state, changed, reason, rate, n (reason nil when nothing opened it).
+-- record's reply: state, changed, reason, rate, n, the state before (reason, rate, n nil when
+-- nothing opened it).
 local function record_reply(res)
     local reason = res[3]
-    if reason == "" then return res[1], changed_of(res) end
-    return res[1], changed_of(res), reason, tonumber(res[4]), tonumber(res[5])
+    if reason == "" then return res[1], changed_of(res), nil, nil, nil, res[7] end
+    return res[1], changed_of(res), reason, tonumber(res[4]), tonumber(res[5]), res[7]
 end
 
---- Admit a call? Returns allowed, state, retry_after, changed, trial, period (or nil, message,
---- kind). changed: the new state when this step changed it (open -> half_open); trial: the call
---- is a half-open trial; period: give it back with record (a call admitted in another period
---- does not count).
+-- The caller of admit left while the reply was on its way: a trial place it was given goes
+-- back at once (else it would be kept until the half-open period starts afresh).
+local function admit_left(B, res)
+    if type(res) == "table" and (res[5] == 1 or res[5] == "1") then B:release_trial_async(tonumber(res[6])) end
+end
+
+--- Admit a call? Returns allowed, state, retry_after, changed, trial, period, the state before
+--- (or nil, message, kind). changed: the new state when this step changed it (open ->
+--- half_open); trial: the call is a half-open trial; period: give it back with record (a call
+--- admitted in another period does not count).
 function Breaker:admit(fname)
-    local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker", breaker_list(self, "admit"), 14)
+    local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker", breaker_list(self, "admit"), 14,
+        admit_left, self)
     if res == nil then return nil, err, kind end
     local a, c = res[3], res[5]
-    return a == 1 or a == "1", res[1], retry_after(res[4]), changed_of(res), c == 1 or c == "1", tonumber(res[6])
+    return a == 1 or a == "1", res[1], retry_after(res[4]), changed_of(res), c == 1 or c == "1", tonumber(res[6]),
+        res[7]
 end
 
---- Record a finished call admitted in `period`. Returns state, changed, reason, rate, n (see
---- store/init.lua), or nil, message, kind.
+--- Record a finished call admitted in `period`. Returns state, changed, reason, rate, n, the
+--- state before (see store/init.lua), or nil, message, kind.
 function Breaker:record(failed, slow, trial, period, fname)
     local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker",
         breaker_list(self, "record", failed and 1 or 0, slow and 1 or 0, trial and 1 or 0, period or 0), 18)
@@ -508,19 +518,21 @@ function Breaker:release_trial_async(period, cb, a)
     return self.store:eval_async("breaker", breaker_list(self, "release", period or 0), 15, cb, a)
 end
 
---- Force "isolated" or "closed" (reset). Returns state, changed or nil, message, kind.
+--- Force "isolated" or "closed" (reset). Returns state, changed, the state before or nil,
+--- message, kind.
 function Breaker:force(to, fname)
     local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker",
         breaker_list(self, "force", to), 15)
     if res == nil then return nil, err, kind end
-    return res[1], changed_of(res)
+    return res[1], changed_of(res), res[7]
 end
 
---- The state now (open turns half_open when due): state, retry_after, changed or nil, message, kind.
+--- The state now (open turns half_open when due): state, retry_after, changed, the state before
+--- or nil, message, kind.
 function Breaker:state(fname)
     local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker", breaker_list(self, "state"), 14)
     if res == nil then return nil, err, kind end
-    return res[1], retry_after(res[3]), changed_of(res)
+    return res[1], retry_after(res[3]), changed_of(res), res[7]
 end
 
 return M

@@ -134,9 +134,9 @@ return { ok and 1 or 0, A.num(wait) }
 -- "release", "force", "state"), then the conf (failure_rate, minimum_calls, window,
 -- window_seconds, slow_call_rate, open_for, open_backoff, max_open_for, half_open_calls; "" for
 -- none), then the op's arguments (record: failed, slow, trial as 0/1, and the period; release:
--- the period; force: the state). Returns {state, changed or "", a, b, c, d} where a, b, c, d
--- are: admit -> allowed, retry_after, trial, period; record -> reason, rate, n; state ->
--- retry_after.
+-- the period; force: the state). Returns {state, changed or "", a, b, c, d, state before}
+-- where a, b, c, d are: admit -> allowed, retry_after, trial, period; record -> reason, rate,
+-- n; state -> retry_after.
 M.breaker = NOW .. ALGO .. [[
 local function opt(i) if ARGV[i] == '' then return nil end return tonumber(ARGV[i]) end
 local conf = { failure_rate = opt(2), minimum_calls = opt(3), window = opt(4), window_seconds = opt(5),
@@ -145,6 +145,7 @@ local conf = { failure_rate = opt(2), minimum_calls = opt(3), window = opt(4), w
 local op = ARGV[1]
 local before = redis.call('GET', KEYS[1]) or nil
 local st = A.cb_decode(before, conf)
+local prev = st.state
 local changed, a, b, c, d = nil, '', '', '', ''
 if op == 'admit' then
     local allowed, retry_after, trial, gen
@@ -173,7 +174,7 @@ if after ~= before then
         redis.call('SET', KEYS[1], after, 'PX', math.ceil(ttl))
     end
 end
-return { st.state, changed or '', a, b, c, d }
+return { st.state, changed or '', a, b, c, d, prev }
 ]]
 
 return M
