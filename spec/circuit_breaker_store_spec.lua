@@ -462,7 +462,10 @@ describe("dike.circuit_breaker with a store that fails", function()
             local r = dike.gather(items)
             for i = 1, 5 do assert.equal(i, r[i]) end
         end)
-        for i = 1, 5 do assert.is_true(took[i] >= 0.19 and took[i] < 0.2 + 1, "took " .. took[i]) end
+        -- the first waited the whole timeout; the late reply failed every pending command (the
+        -- others asked a little later, so they waited a little less); none waited longer
+        assert.is_true(took[1] >= 0.19, "took " .. took[1])
+        for i = 1, 5 do assert.is_true(took[i] < 0.2 + 1, "took " .. took[i]) end
         assert.same({ 5, 5 }, { dike.stats(f).store_errors, dike.stats(f).fallback_calls })
         assert.equal(1, #logs)
         assert.matches("no reply within 0.2s", logs[1].message)

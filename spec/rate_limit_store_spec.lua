@@ -443,8 +443,10 @@ describe("dike.rate_limit with a store that fails", function()
             local r = dike.gather(items)
             for i = 1, 5 do assert.equal(i, r[i]) end
         end)
-        -- each waited for the timeout (the five asked at once), none longer (slack for valgrind)
-        for i = 1, 5 do assert.is_true(took[i] >= 0.19 and took[i] < 0.2 + 1, "took " .. took[i]) end
+        -- the first waited the whole timeout; the late reply failed every pending command (the
+        -- others asked a little later, so they waited a little less); none waited longer
+        assert.is_true(took[1] >= 0.19, "took " .. took[1])
+        for i = 1, 5 do assert.is_true(took[i] < 0.2 + 1, "took " .. took[i]) end
         assert.same({ 5, 5, 5 }, { dike.stats(rl).store_errors, dike.stats(rl).fallback_calls,
                                    dike.stats(rl).admitted })
         assert.equal(1, #logs)

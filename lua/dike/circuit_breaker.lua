@@ -210,7 +210,7 @@ function M.circuit_breaker(opts)
         end
         local local_opts = {}
         for k, v in pairs(opts) do if k ~= "store" then local_opts[k] = v end end
-        return require("dike.circuit_breaker_shared").new{
+        local shared = require("dike.circuit_breaker_shared").new{
             store = opts.store, name = name, matches = matches, slow_call_seconds = slow_call_seconds,
             conf = { failure_rate = failure_rate, minimum_calls = minimum_calls, window = window,
                      window_seconds = window_seconds, slow_call_rate = slow_call_seconds and slow_call_rate or nil,
@@ -218,6 +218,7 @@ function M.circuit_breaker(opts)
                      half_open_calls = half_open_calls },
             make_local = function() return M.circuit_breaker(local_opts) end,
         }
+        return shared -- not a tail call: its errors blame the caller of dike.circuit_breaker (level 3)
     end
 
     local B = setmetatable({ name = name, matches = matches, clock = clock,

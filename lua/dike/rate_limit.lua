@@ -330,8 +330,9 @@ function M.rate_limit(opts)
         error(format("%s: cost %s exceeds burst %s: such a call could never run", FNAME, show(cost), show(burst)), 2)
     end
     if opts.store ~= nil then -- shared: rate_limit_shared.lua (nothing below runs)
-        return require("dike.rate_limit_shared").new{ store = opts.store, name = name, rate = rate, per = per,
-            burst = burst, max_wait = max_wait, cost = cost, cost_fn = cost_fn }
+        local shared = require("dike.rate_limit_shared").new{ store = opts.store, name = name, rate = rate,
+            per = per, burst = burst, max_wait = max_wait, cost = cost, cost_fn = cost_fn }
+        return shared -- not a tail call: its errors blame the caller of dike.rate_limit (level 3)
     end
     -- acquire and try have no function to name: without a name they use where the limiter
     -- was made.
