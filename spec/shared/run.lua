@@ -264,10 +264,10 @@ local function outage(policy)
             check(cb_down > 20, what .. " circuit_breaker: calls were made during the outage", tostring(cb_down))
             if policy == "local" then
                 -- (calls that began before the outage was seen fell back too: count their failures)
-                local failed = r.cb_up_failed + r.cb_down_failed
-                check(failed >= 5 and failed <= 5 + 2 and r.cb_down_open > 0 and r.cb_local_opened == 1,
+                local failures = r.cb_up_failed + r.cb_down_failed
+                check(failures >= 5 and failures <= 5 + 2 and r.cb_down_open > 0 and r.cb_local_opened == 1,
                     what .. " circuit_breaker: a local breaker opens after minimum_calls (5) failures, once",
-                    ("failed %d, open %d, opened lines %d"):format(failed, r.cb_down_open, r.cb_local_opened))
+                    ("failed %d, open %d, opened lines %d"):format(failures, r.cb_down_open, r.cb_local_opened))
             elseif policy == "open" then
                 check(r.cb_down_open == 0 and r.cb_down_failed > 0 and r.cb_local_opened == 0,
                     what .. " circuit_breaker: every call runs during the outage",
