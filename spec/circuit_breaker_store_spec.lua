@@ -286,7 +286,9 @@ describe("dike.circuit_breaker with a store", function()
         local fb = cbb(function(x) return x end)
         dike.run(function()
             local t = dike.spawn(slow_fail) -- admitted while closed
-            assert.is_true(eventually(function() return a.client:pending() == 0 and dike.stats(slow_fail).calls == 1 end))
+            assert.is_true(eventually(function()
+                return a.client:pending() == 0 and dike.stats(slow_fail).calls == 1
+            end))
             assert.is_true(cbb:isolate())
             assert.is_true(cbb:reset()) -- closed again, with an empty window
             gate = true
@@ -414,8 +416,7 @@ describe("dike.circuit_breaker with a store that fails", function()
         local s = store{ timeout = TIMEOUT }
         local cb = dike.circuit_breaker{ name = "iso2", store = s }
         local f = cb(function() return "ran" end)
-        local logs, restore = support.capture_logs(dike)
-        defer(restore)
+        defer(select(2, support.capture_logs(dike)))
         dike.run(function() assert.is_true(cb:isolate()) end)
         server:stop()
         defer(function() if not server.pid then server:start() end end)

@@ -238,7 +238,8 @@ describe("dike.rate_limit with a store", function()
         local s = store()
         local rl = dike.rate_limit{ rate = 10, name = "co", store = s }
         local f = rl(function() end)
-        assert.has_error(f, "dike.rate_limit: must be called inside a coroutine (start one with dike.run or dike.spawn)")
+        assert.has_error(f,
+            "dike.rate_limit: must be called inside a coroutine (start one with dike.run or dike.spawn)")
         assert.has_error(function() rl:try() end,
             "limiter:try: must be called inside a coroutine (start one with dike.run or dike.spawn)")
         assert.has_error(function() rl:acquire() end,

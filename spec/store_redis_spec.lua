@@ -477,7 +477,8 @@ describe("dike.store.redis circuit_breaker script", function()
             assert.same({ "open", nil, nil, nil, nil, "open" }, { B1:record(true, false, false, 0) })
             dike.sleep(0.32)
             local ok1, st1, _, changed1, trial1, p1, before1 = B2:admit()
-            assert.same({ true, "half_open", "half_open", true, 2, "open" }, { ok1, st1, changed1, trial1, p1, before1 })
+            assert.same({ true, "half_open", "half_open", true, 2, "open" },
+                { ok1, st1, changed1, trial1, p1, before1 })
             local ok2, st2, ra2 = B1:admit() -- the only trial place is taken
             assert.same({ false, "half_open", 0 }, { ok2, st2, ra2 })
             -- the trial fails: open again for 0.3 * 2 = 0.6, capped at 0.5
@@ -511,7 +512,8 @@ describe("dike.store.redis circuit_breaker script", function()
             local allowed, state = B:admit() -- pipelined behind the two records: it sees them
             assert.same({ false, "open" }, { allowed, state })
         end)
-        assert.same({ { "first", "closed", nil, nil, nil, nil, "closed" }, { "second", "open", "open", "failure", 1, 2, "closed" } },
+        assert.same({ { "first", "closed", nil, nil, nil, nil, "closed" },
+                      { "second", "open", "open", "failure", 1, 2, "closed" } },
             replies)
     end)
 
