@@ -21,7 +21,10 @@
 --            for 1 s: the breaker opens for all four, and closes for all after the recovery; each
 --            state change is reported once across the processes (the events form one chain).
 --   example  the README's two-process example (examples/shared_limit.lua) runs, and its 20 calls
---            of 0.1 s through a shared limit of 3 take at least 20 / 3 x 0.1 s.
+--            of 0.1 s through a shared limit of 3 take at least 20 / 3 x 0.1 s; so do
+--            docs/sharing.md's examples/shared_rate.lua (40 messages at 20/s, burst 4, from two
+--            processes: at least 1.8 s) and examples/shared_breaker.lua (one process's failures
+--            open the breaker for the other, whose trial closes it).
 -- Prints one line per check and "N passed, N failed" last. Every process it starts is ended
 -- by its pid, also on failure.
 local uv = require("luv")
@@ -399,17 +402,39 @@ local function breaker()
         ("opened %d, lines %d"):format(opened, opened_lines))
 end
 
-local function example()
+local function run_example(script)
     server:cli("FLUSHALL")
-    local out = io.popen(LUAJIT .. " examples/shared_limit.lua " .. server.path .. " 2>&1")
+    local out = io.popen(LUAJIT .. " " .. script .. " " .. server.path .. " 2>&1")
     local text = out:read("*a")
     local ok = out:close()
     io.write((text:gsub("([^\n]+)", "#   %1")))
+    return ok, text
+end
+
+local function example()
+    local ok, text = run_example("examples/shared_limit.lua")
     local seconds = tonumber(text:match("shared limit of 3: ([%d.]+) s"))
     local _, workers = text:gsub("10 calls in [%d.]+ s, at most %d running here; store errors 0", "")
     check(ok and workers == 2, "example: both workers ran their 10 calls without store errors")
     check(seconds and seconds >= 0.66 and seconds < 3, "example: never more than 3 at once across the processes",
         tostring(seconds))
+    -- docs/sharing.md's rate_limit example: 40 messages at 20/s (burst 4) from two processes
+    ok, text = run_example("examples/shared_rate.lua")
+    seconds = tonumber(text:match("burst 4%): ([%d.]+) s"))
+    _, workers = text:gsub("20 messages in [%d.]+ s, %d+ of them waited for their turn; store errors 0", "")
+    check(ok and workers == 2, "example (rate): both workers sent their 20 messages without store errors")
+    check(seconds and seconds >= (40 - 4) / 20 and seconds < 10, "example (rate): the two processes share 20/s",
+        tostring(seconds))
+    -- docs/sharing.md's circuit_breaker example: A's failures open it for B; B's trial closes it
+    ok, text = run_example("examples/shared_breaker.lua")
+    local _, failures = text:gsub("A: connection refused\n", "")
+    check(ok and failures == 5 and text:find("A logs: Circuit backend opened: failure rate 1 over 5 calls\n", 1, true)
+        and text:find("A: the breaker is open\n", 1, true) ~= nil,
+        "example (breaker): A's 5 failures open the shared breaker")
+    check(text:match("B: Circuit open for function backend! retry after [%d.]+s %(retry_after [%d.]+ s%)\n") ~= nil
+        and text:find("B logs: Circuit backend half-open\nB logs: Circuit backend closed\nB: user 7; the breaker is "
+            .. "closed\n", 1, true) ~= nil,
+        "example (breaker): B is refused without calling its backend, then its trial closes the breaker")
 end
 
 ---------------------------------------------------------------- main
