@@ -281,7 +281,8 @@ elseif mode == "outage" then
             cb_up_ok = cb_up.ok, cb_up_failed = cb_up.failed, cb_up_open = cb_up.open, cb_down_ok = cb_down.ok,
             cb_down_failed = cb_down.failed, cb_down_open = cb_down.open, cb_down_ra_ok = cb_down.ra_ok,
             cb_after = cb_after, cb_open_after = cb_open_after, cb_key_after = cb_key_after,
-            cb_store_errors = cs.store_errors, cb_fallback_calls = cs.fallback_calls, cb_local_opened = local_opened }
+            cb_store_errors = cs.store_errors, cb_fallback_calls = cs.fallback_calls, cb_local_opened = local_opened,
+            store_failed_ops = dike.stats(store).errors }
     for _, line in ipairs(logs.lines) do io.stderr:write("LOG ", line, "\n") end
 
 elseif mode == "hold" then
