@@ -10,15 +10,17 @@
 --     --build DIR    the build tree holding dike/core.so and lua54/dike/core.so (default build)
 --     --smoke        tiny sizes, one round, no Node, no RESULTS.md: proves the scripts run
 --     --out DIR      raw logs and chart data (default build/bench)
---     --results FILE where the Markdown report goes (default bench/RESULTS.md; with --smoke,
---                    DIR/RESULTS.md)
+--     --results FILE where the Markdown report goes (default bench/RESULTS.md; with --smoke or
+--                    --only, DIR/RESULTS.md)
+--     --only PREFIX  only the measurements whose key starts with PREFIX (e.g. "store." for
+--                    workload 14); the other rows and targets stay empty
 -- Run from the repository root with build/ built (bench/run.sh does both).
 local format, concat, sort = string.format, table.concat, table.sort
 
 ---------------------------------------------------------------- command line
 
 local opts = { runs = tonumber(os.getenv("BENCH_RUNS") or "") or 7, smoke = false,
-               build = "build", out = "build/bench", results = nil }
+               build = "build", out = "build/bench", results = nil, only = nil }
 do
     local i = 1
     while i <= #arg do
@@ -28,12 +30,13 @@ do
         elseif a == "--out" then i = i + 1; opts.out = arg[i]
         elseif a == "--build" then i = i + 1; opts.build = arg[i]
         elseif a == "--results" then i = i + 1; opts.results = arg[i]
+        elseif a == "--only" then i = i + 1; opts.only = arg[i]
         else error("bench/run.lua: unknown argument " .. tostring(a), 0) end
         i = i + 1
     end
     if not opts.runs or opts.runs < 1 then error("bench/run.lua: --runs needs a number >= 1", 0) end
     if opts.smoke then opts.runs = 1 end
-    opts.results = opts.results or (opts.smoke and (opts.out .. "/RESULTS.md") or "bench/RESULTS.md")
+    opts.results = opts.results or ((opts.smoke or opts.only) and (opts.out .. "/RESULTS.md") or "bench/RESULTS.md")
 end
 
 ---------------------------------------------------------------- shell helpers
@@ -94,10 +97,12 @@ local INTERP = {
 local N = opts.smoke
     and { batch = 300, calls = 2000, fail = 200, queue = { 10, 20, 40 }, array = 300, tasks = 300, wait = 200,
           node_calls = 200, events = 2000, cap = 1, dedup = 300,
-          rate_wait = { 10, 20, 40 }, rate_run = 100, bottleneck = 20, store = 320, handoff = 20, ngx_seconds = 1 }
+          rate_wait = { 10, 20, 40 }, rate_run = 100, bottleneck = 20, store = 320, store_seq = 50, handoff = 20,
+          ngx_seconds = 1 }
     or { batch = 100000, calls = 1000000, fail = 100000, queue = { 1000, 10000, 100000 }, array = 100000,
          tasks = 200000, wait = 100000, node_calls = 200000, events = 1000000, cap = 3, dedup = 100000,
-         rate_wait = { 100, 1000, 10000 }, rate_run = 10000, bottleneck = 500, store = 20000, handoff = 100,
+         rate_wait = { 100, 1000, 10000 }, rate_run = 10000, bottleneck = 500, store = 20000, store_seq = 5000,
+         handoff = 100,
          ngx_seconds = 3 }
 local WIDTHS = { 1, 16, 64 }
 local CAPS = { "nocap", "cap1", "cap2" }
@@ -201,8 +206,11 @@ for _, peer in ipairs({ "p-throttle", "bottleneck" }) do
             { node = true, max_rounds = 3 })
 end
 -- 14. limits shared through Redis (each run starts its own redis-server and worker processes)
-for _, impl in ipairs({ "ping4", "jobs4", "jobs1", "rate4" }) do
+for _, impl in ipairs({ "ping4", "jobs4", "jobs1", "rate4", "rl4", "cb4", "cb4sync" }) do
     measure("store." .. impl, "luajit", "bench/lua/store.lua", impl, N.store)
+end
+for _, impl in ipairs({ "cb1", "cb1sync" }) do
+    measure("store." .. impl, "luajit", "bench/lua/store.lua", impl, N.store_seq)
 end
 measure("store.handoff", "luajit", "bench/lua/store.lua", "handoff", N.handoff)
 -- 15. limits shared by nginx's workers (each run starts its own nginx and redis-server; N = seconds of wrk)
@@ -277,7 +285,10 @@ end
 local have_wrk = exists("wrk")
 local selected = {}
 for _, m in ipairs(M) do
-    if (not m.node or have_node) and (not m.wrk or have_wrk) then selected[#selected + 1] = m end
+    if (not m.node or have_node) and (not m.wrk or have_wrk)
+        and (not opts.only or m.key:sub(1, #opts.only) == opts.only) then
+        selected[#selected + 1] = m
+    end
 end
 io.stderr:write(format("bench: %d measurements x %d rounds%s\n", #selected, opts.runs,
                        have_node and "" or " (no Node peers)"))
@@ -474,11 +485,20 @@ row(W13, "dike.rate_limit{burst = 100} (LuaJIT): admitted / (rate x 2 s + burst)
 row(W13, "p-throttle (Node, 500 per 100 ms): admitted / (rate x 2 s)", "rate_run.p-throttle", "admitted")
 row(W13, "bottleneck (Node, reservoir 500 per 100 ms): admitted / (rate x 2 s)", "rate_run.bottleneck", "admitted")
 
-local W14 = format("14. limit_jobs through Redis, %d calls, 16 callers per process", N.store)
+local W14 = format("14. limits shared through Redis, %d calls, 16 callers per process", N.store)
 row(W14, "floor: 2 PINGs per call (dike's client), 4 processes", "store.ping4", "calls/s", "store.ping4")
 row(W14, "dike.limit_jobs{store = redis}, 4 processes", "store.jobs4", "calls/s", "store.ping4")
 row(W14, "dike.limit_jobs{store = redis}, 1 process", "store.jobs1", "calls/s", "store.ping4")
 row(W14, "the GCRA script (store:rate), 4 processes", "store.rate4", "calls/s", "store.ping4")
+row(W14, format("dike.rate_limit{store = redis}, 4 processes: %s commands per call",
+    field("store.rl4", "commands") and format("%.3f", field("store.rl4", "commands")) or "-"),
+    "store.rl4", "calls/s", "store.ping4")
+row(W14, format("dike.circuit_breaker{store = redis} closed, 4 processes: %s commands per call, 1 waited",
+    field("store.cb4", "commands") and format("%.3f", field("store.cb4", "commands")) or "-"),
+    "store.cb4", "calls/s", "store.ping4")
+row(W14, "the same, waiting for the outcome's answer too (2 waited)", "store.cb4sync", "calls/s", "store.ping4")
+row(W14, "dike.circuit_breaker{store = redis} closed, 1 caller: latency of a call", "store.cb1", "us/call", "store.cb1")
+row(W14, "the same, waiting for the outcome's answer too", "store.cb1sync", "us/call", "store.cb1")
 row(W14, "a slot handed from one process to another's queue (gap)", "store.handoff", "us/call")
 
 local W15 = format("15. nginx, 4 workers, wrk -c 50 for %d s", N.ngx_seconds)
@@ -552,6 +572,12 @@ target("array mode, W = 64: cost / list mode's", ratio_of("array.array64", "arra
 
 target("limit_jobs through Redis: commands per admitted call (4 processes)", field("store.jobs4", "commands"),
        2.01, "<= 2 (1 acquire, 1 release, 0 renewals)")
+target("rate_limit through Redis: commands per admitted call (4 processes)", field("store.rl4", "commands"),
+       1.01, "<= 1 (one script)")
+target("circuit_breaker through Redis, closed: commands per call (4 processes)", field("store.cb4", "commands"),
+       2.01, "<= 2 (admit; outcome not waited for)")
+floors[#floors + 1] = { name = "circuit_breaker through Redis: cost, outcome waited / not waited",
+                        value = ratio_of("store.cb4sync", "store.cb4") }
 
 local function fmt_value(v, unit)
     if v == nil then return "-" end

@@ -67,6 +67,11 @@ function RULES.rate(v)
     if type(v) == "number" and v > 0 and v <= 1 then return nil end
     return "must be a number > 0 and <= 1, got " .. show(v)
 end
+-- A store option: nothing but a store (dike.store.redis{...}, dike.store.shared_dict(name)) is one.
+function RULES.store(v)
+    return "must be a store (dike.store.redis{...} or dike.store.shared_dict(name)), got " .. show(v)
+end
+
 -- A rule, then a bound against another option's value (`other` names it, as the message does).
 local function bounded(rule, ok, other)
     return function(v)
@@ -121,6 +126,7 @@ local TOOLS = {
             queue = RULES.count(0, true),
             queue_timeout = RULES.number(true, true),
             name = RULES.type("string", "a string"),
+            store = RULES.store,
         },
         use = function(opts)
             local g = dike.limit_jobs(opts)(function(x) return x + 1 end)
@@ -165,6 +171,7 @@ local TOOLS = {
                 return "must be a finite number > 0 or a function, got " .. show(v)
             end,
             name = RULES.type("string", "a string"),
+            store = RULES.store,
         },
         use = function(opts)
             if opts.cost == print then -- print the probe, silenced: a cost function returning nothing
@@ -219,6 +226,7 @@ TOOLS[#TOOLS + 1] = {
         exception_types = TOOLS[1].options.exception_types,
         name = RULES.type("string", "a string"),
         clock = RULES.type("function", "a function"),
+        store = RULES.store,
     },
     use = function(opts)
         local g = dike.circuit_breaker(opts)(function(x) return x + 1 end)
@@ -302,6 +310,7 @@ describe("bad input", function()
         end
 
         it("required options and option pairs", function()
+            local idle_store = dike.store.redis{ path = "/nonexistent/dike-bad-input.sock" }
             local cases = {
                 { dike.limit_jobs, {}, "dike.limit_jobs: limit must be an integer >= 0 or math.huge, got nil" },
                 { dike.batch, { max_waiting_time = 1 },
@@ -332,6 +341,25 @@ describe("bad input", function()
                   "dike.rate_limit: cost 3 exceeds burst 2: such a call could never run" },
                 { dike.rate_limit, { rate = 100, burst = 2.5, cost = 2.75 },
                   "dike.rate_limit: cost 2.75 exceeds burst 2.5: such a call could never run" },
+                -- with a store (made, never used: it connects at its first command)
+                { dike.rate_limit, { rate = 1, store = idle_store },
+                  "dike.rate_limit: name is required with a store (it is the key the processes share)" },
+                { dike.rate_limit, { rate = 1, name = 5, store = idle_store }, "dike.rate_limit: name must be a"
+                  .. " string, got 5" },
+                { dike.rate_limit, { rate = 1, cost = 2, name = "x", store = idle_store },
+                  "dike.rate_limit: cost 2 exceeds burst 1: such a call could never run" },
+                { dike.circuit_breaker, { store = idle_store },
+                  "dike.circuit_breaker: name is required with a store (it is the key the processes share)" },
+                { dike.circuit_breaker, { name = "x", store = idle_store, clock = os.clock },
+                  "dike.circuit_breaker: clock cannot be given with a store (the store's clock times the breaker)" },
+                { dike.circuit_breaker, { name = "x", store = idle_store, window = 2, minimum_calls = 3 },
+                  "dike.circuit_breaker: minimum_calls must be <= window (2), got 3" },
+                { dike.circuit_breaker, { name = "x", store = { breaker = 1 } }, "dike.circuit_breaker: store must be"
+                  .. " a store (dike.store.redis{...} or dike.store.shared_dict(name)), got a table" },
+                { dike.rate_limit, { rate = 1, name = "x", store = idle_store.client }, "dike.rate_limit: store"
+                  .. " must be a store (dike.store.redis{...} or dike.store.shared_dict(name)), got a table" },
+                { dike.limit_jobs, { limit = 1, store = idle_store },
+                  "dike.limit_jobs: name is required with a store (it is the key the processes share)" },
             }
             for _, case in ipairs(cases) do
                 local err, at = raised(case[1], case[2])

@@ -179,7 +179,7 @@ function Array:width() end
 ---@field max_wait? number seconds a call may wait for its turn (default 0: never wait; math.huge: always)
 ---@field cost? number|fun(...): number units one call uses (default 1)
 ---@field name? string name in messages; the shared key with a store
----@field store? dike.Store share the budget with every process using this store and name
+---@field store? dike.Store share the budget with every process using this store and name (name required)
 
 --- A rate limiter: call it with a function to wrap it; all functions it wraps share its budget.
 ---@class dike.RateLimiter
@@ -190,7 +190,8 @@ local RateLimiter = {}
 ---@param cost? number default 1
 function RateLimiter:acquire(cost) end
 
---- Take `cost` units now if they are free; never waits.
+--- Take `cost` units now if they are free; never waits for a turn (with a Redis store it waits
+--- for the store's answer: call it in a coroutine).
 ---@param cost? number default 1
 ---@return boolean ok
 ---@return number retry_after 0 when ok, else the seconds until they would be free
@@ -214,21 +215,29 @@ function RateLimiter:try(cost) end
 ---@field half_open_calls? integer trial calls admitted while half-open (default 1)
 ---@field exception_types? dike.ExceptionTypes which errors are failures (default: all but CancelledError)
 ---@field name? string name in messages; the shared key with a store
----@field store? dike.Store share the state with every process using this store and name
----@field clock? fun(): number (extension) the breaker's clock in seconds (default dike.now), for tests and simulations
+---@field store? dike.Store share the state and window with every process using this store and name (name required)
+---@field clock? fun(): number (extension) the breaker's clock in seconds (default dike.now), for tests and simulations; not with a store
 
 --- A circuit breaker: call it with a function to wrap it; all functions it wraps share its state.
 ---@class dike.CircuitBreaker
 ---@overload fun(fn: function): function
 local CircuitBreaker = {}
 
+--- The state. With a store: the shared state (one round trip; with Redis, in a coroutine), or
+--- while the store fails the state calls get under its on_failure policy.
 ---@return dike.BreakerState
 function CircuitBreaker:state() end
 
 --- Force it open until `reset()`: calls raise `dike.CircuitOpen` (retry_after = math.huge).
+--- With a store: for every process; true, or false and the store's message when it failed (then
+--- only this process's local breaker is isolated).
+---@return boolean? ok
+---@return string? message
 function CircuitBreaker:isolate() end
 
---- Close it with an empty window.
+--- Close it with an empty window. With a store: for every process; true, or false and a message.
+---@return boolean? ok
+---@return string? message
 function CircuitBreaker:reset() end
 
 ---------------------------------------------------------------------------------------------------

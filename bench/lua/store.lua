@@ -7,6 +7,13 @@
 --                 dike's client (the two round trips a call costs, with nothing in them)
 --   IMPL rate4    4 processes: N admissions of the shared GCRA script (store:rate, a rate no
 --                 load reaches: every call admitted)
+--   IMPL rl4      4 processes: N calls of a function wrapped by dike.rate_limit{store = redis}
+--                 (rate 1e9, burst 1e9: every call admitted), the tool over rate4's script
+--   IMPL cb4      4 processes: N calls of a function wrapped by dike.circuit_breaker{store = redis}
+--                 (closed: every call succeeds); the outcome is sent without waiting (the default)
+--   IMPL cb4sync  the same, each call waiting for its outcome's answer (a second round trip)
+--   IMPL cb1, cb1sync  the two above from 1 process and 1 caller: N calls one after the other,
+--                 so `seconds` / N is a call's latency (one round trip waited, or two)
 --   IMPL handoff  2 processes, one limit_jobs{limit = 1, queue = 1} calling in turn (each call
 --                 holds the slot 2 ms): ops = the handoffs from one process to the other,
 --                 seconds = the sum of their gaps (a call's end in one process to the next
@@ -27,10 +34,11 @@ if role == "worker" then
     local store = dike.store.redis{ path = path, timeout = 2 }
     local t0, t1
     local done = 0
+    local callers = impl:find("^cb1") and 1 or 16
     local function each(fn)
         local items = {}
-        local per = n / 16
-        for i = 1, 16 do
+        local per = n / callers
+        for i = 1, callers do
             items[i] = function()
                 for _ = 1, per do fn() end
             end
@@ -55,6 +63,15 @@ if role == "worker" then
             each(function()
                 if R:acquire(1e-9, 1e9, 1, 0) then done = done + 1 end
             end)
+        elseif impl == "rl" then
+            local f = dike.rate_limit{ rate = 1e9, burst = 1e9, name = "bench", store = store }(function()
+                done = done + 1
+            end)
+            each(f)
+        elseif impl == "cb" or impl == "cbsync" or impl == "cb1" or impl == "cb1sync" then
+            require("dike.circuit_breaker_shared").async_record = impl == "cb" or impl == "cb1"
+            local f = dike.circuit_breaker{ name = "bench", store = store }(function() done = done + 1 end)
+            each(f)
         elseif impl == "pingpong" then
             -- limit 1, two processes calling in turn: each call notes when it started and,
             -- just before it returns, stamps its end in Redis; the gap is from the other
@@ -91,7 +108,7 @@ end
 
 ---------------------------------------------------------------- the measurement
 
-local impl, n = common.args("store.lua jobs1|jobs4|ping4|rate4|handoff N")
+local impl, n = common.args("store.lua jobs1|jobs4|ping4|rate4|rl4|cb4|cb4sync|cb1|cb1sync|handoff N")
 local redis_server = require("spec.redis_server")
 local server = redis_server.start()
 
@@ -99,9 +116,14 @@ local procs, role_of = 4, "jobs"
 if impl == "jobs1" then procs = 1
 elseif impl == "ping4" then role_of = "ping"
 elseif impl == "rate4" then role_of = "rate"
+elseif impl == "rl4" then role_of = "rl"
+elseif impl == "cb4" then role_of = "cb"
+elseif impl == "cb4sync" then role_of = "cbsync"
+elseif impl == "cb1" or impl == "cb1sync" then procs, role_of = 1, impl
 elseif impl == "handoff" then procs = 2
 elseif impl ~= "jobs4" then error("store.lua: unknown IMPL " .. impl, 0) end
 local per = math.floor(n / procs / 16) * 16
+if impl == "cb1" or impl == "cb1sync" then per = n end
 if impl == "handoff" then per = n end
 if per < 16 and impl ~= "handoff" then error("store.lua: N must be at least 16 x processes", 0) end
 

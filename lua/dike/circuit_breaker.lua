@@ -5,6 +5,9 @@
 -- around it: options, admission, timing, classification of errors, the CircuitOpen error,
 -- the log lines, events and statistics.
 --
+-- With a `store` the breaker is circuit_breaker_shared.lua's, chosen once when it is made:
+-- nothing of it runs on this file's paths.
+--
 -- Hot path: while the breaker is closed with a count window and no slow-call timing, a call
 -- costs one pcall, a counter increment and one more for the window (circuit_state.lua
 -- explains why a success needs no check): no clock read, no table, no closure. Other
@@ -18,8 +21,8 @@ local options = require("dike.options")
 local stats = require("dike.stats")
 local circuit_state = require("dike.circuit_state")
 
-local error, pcall, getmetatable, setmetatable, rawequal, type, format =
-    error, pcall, getmetatable, setmetatable, rawequal, type, string.format
+local error, pcall, getmetatable, setmetatable, rawequal, type, format, pairs =
+    error, pcall, getmetatable, setmetatable, rawequal, type, string.format, pairs
 local huge = math.huge
 local CancelledError, CircuitOpen = errors.CancelledError, errors.CircuitOpen
 local emit = events.emit
@@ -32,7 +35,7 @@ local FNAME = "dike.circuit_breaker"
 local OPTIONS = { failure_rate = true, window = true, window_seconds = true, minimum_calls = true,
                   slow_call_seconds = true, slow_call_rate = true, open_for = true, open_backoff = true,
                   max_open_for = true, half_open_calls = true, exception_types = true, name = true,
-                  clock = true }
+                  clock = true, store = true }
 local UNNAMED = "unnamed" -- a breaker with no name option before it wraps a function
 
 local Breaker = {}
@@ -164,7 +167,7 @@ function Breaker:__call(fn)
 end
 
 --- Make a circuit breaker: a decorator whose wrapped functions share one state.
----@param opts? {failure_rate?: number, window?: integer, window_seconds?: number, minimum_calls?: integer, slow_call_seconds?: number, slow_call_rate?: number, open_for?: number, open_backoff?: number, max_open_for?: number, half_open_calls?: integer, exception_types?: any, name?: string, clock?: fun(): number}
+---@param opts? {failure_rate?: number, window?: integer, window_seconds?: number, minimum_calls?: integer, slow_call_seconds?: number, slow_call_rate?: number, open_for?: number, open_backoff?: number, max_open_for?: number, half_open_calls?: integer, exception_types?: any, name?: string, clock?: fun(): number, store?: table}
 ---@return table breaker callable as breaker(fn), with :state(), :isolate(), :reset()
 function M.circuit_breaker(opts)
     opts = options.table(FNAME, opts, OPTIONS, true)
@@ -201,6 +204,22 @@ function M.circuit_breaker(opts)
     local matches = exception_types.compile(FNAME, opts.exception_types)
     local name = options.string(FNAME, opts, "name")
     local clock = options.func(FNAME, opts, "clock") or rt.now
+    if opts.store ~= nil then -- shared: circuit_breaker_shared.lua (nothing below runs)
+        if opts.clock ~= nil then
+            error(FNAME .. ": clock cannot be given with a store (the store's clock times the breaker)", 2)
+        end
+        local local_opts = {}
+        for k, v in pairs(opts) do if k ~= "store" then local_opts[k] = v end end
+        local shared = require("dike.circuit_breaker_shared").new{
+            store = opts.store, name = name, matches = matches, slow_call_seconds = slow_call_seconds,
+            conf = { failure_rate = failure_rate, minimum_calls = minimum_calls, window = window,
+                     window_seconds = window_seconds, slow_call_rate = slow_call_seconds and slow_call_rate or nil,
+                     open_for = open_for, open_backoff = open_backoff, max_open_for = max_open_for,
+                     half_open_calls = half_open_calls },
+            make_local = function() return M.circuit_breaker(local_opts) end,
+        }
+        return shared -- not a tail call: its errors blame the caller of dike.circuit_breaker (level 3)
+    end
 
     local B = setmetatable({ name = name, matches = matches, clock = clock,
                              slow_call_seconds = slow_call_seconds, calls = 0, rejected = 0 }, Record)

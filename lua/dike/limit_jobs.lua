@@ -136,7 +136,10 @@ function M.limit_jobs(opts)
     local queue_timeout = options.number(FNAME, opts, "queue_timeout", true, true, nil)
     if queue_timeout == huge then queue_timeout = nil end
     local name = options.string(FNAME, opts, "name")
-    if opts.store ~= nil then return require("dike.limit_jobs_shared").new(opts, limit, queue_timeout, name) end
+    if opts.store ~= nil then
+        local shared = require("dike.limit_jobs_shared").new(opts, limit, queue_timeout, name)
+        return shared -- not a tail call: its errors blame the caller of dike.limit_jobs (level 3)
+    end
     if opts.lease ~= nil then error(FNAME .. ": lease needs a store", 2) end
     local L = setmetatable({
         limit = limit, queue_max = options.count(FNAME, opts, "queue", 0, true, 0),

@@ -20,6 +20,9 @@
 -- burst through. The counters: calls, admitted (ran fn, or acquire/try returned), delayed
 -- (admitted after waiting), rejected (raised RateLimited, or try returned false), waiting
 -- (queued, or woken and not yet resumed).
+--
+-- With a `store` the limiter is rate_limit_shared.lua's, chosen once when it is made: nothing
+-- of it runs on this file's paths.
 local core = require("dike.core")
 local rt = require("dike.runtime")
 local errors = require("dike.errors")
@@ -81,7 +84,7 @@ local function core_of(ud)
 end
 
 local FNAME = "dike.rate_limit"
-local OPTIONS = { rate = true, per = true, burst = true, max_wait = true, cost = true, name = true }
+local OPTIONS = { rate = true, per = true, burst = true, max_wait = true, cost = true, name = true, store = true }
 
 ---------------------------------------------------------------- the waiting queue
 
@@ -305,7 +308,7 @@ end
 
 --- Make a rate limiter: a decorator whose wrapped functions share one budget of `rate`
 --- cost units per `per` seconds, `burst` at once.
----@param opts {rate: number, per?: number, burst?: number, max_wait?: number, cost?: number|fun(...): number, name?: string}
+---@param opts {rate: number, per?: number, burst?: number, max_wait?: number, cost?: number|fun(...): number, name?: string, store?: table}
 ---@return table limiter callable: limiter(fn) -> wrapped fn; limiter:acquire(cost), limiter:try(cost)
 function M.rate_limit(opts)
     opts = options.table(FNAME, opts, OPTIONS)
@@ -325,6 +328,11 @@ function M.rate_limit(opts)
     end
     if cost > burst then
         error(format("%s: cost %s exceeds burst %s: such a call could never run", FNAME, show(cost), show(burst)), 2)
+    end
+    if opts.store ~= nil then -- shared: rate_limit_shared.lua (nothing below runs)
+        local shared = require("dike.rate_limit_shared").new{ store = opts.store, name = name, rate = rate,
+            per = per, burst = burst, max_wait = max_wait, cost = cost, cost_fn = cost_fn }
+        return shared -- not a tail call: its errors blame the caller of dike.rate_limit (level 3)
     end
     -- acquire and try have no function to name: without a name they use where the limiter
     -- was made.

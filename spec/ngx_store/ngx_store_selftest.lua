@@ -61,17 +61,18 @@ function M.run(redis_path)
                        half_open_calls = 1 }
         local B = sd:breaker("cb", conf)
         check((B:admit()) == true, "shared_dict breaker: closed admits")
-        B:record(true, false, false)
-        local state, changed, reason, rate, n = B:record(true, false, false)
+        B:record(true, false, false, 0)
+        local state, changed, reason, rate, n = B:record(true, false, false, 0)
         check(state == "open" and changed == "open" and reason == "failure" and rate == 1 and n == 2,
             "shared_dict breaker: opens on the failure rate", tostring(state) .. " " .. tostring(changed))
         local allowed, st2, retry_after = B:admit()
         check(allowed == false and st2 == "open" and near(retry_after, 0.2, 0.01),
             "shared_dict breaker: open rejects with retry_after", retry_after)
         ngx.sleep(0.21)
-        local ok3, st3, _, ch3, trial = B:admit()
-        check(ok3 and st3 == "half_open" and ch3 == "half_open" and trial, "shared_dict breaker: half-open trial")
-        check(B:record(false, false, true) == "closed", "shared_dict breaker: a good trial closes it")
+        local ok3, st3, _, ch3, trial, period = B:admit()
+        check(ok3 and st3 == "half_open" and ch3 == "half_open" and trial and period == 2,
+            "shared_dict breaker: half-open trial (its period: the second change)")
+        check(B:record(false, false, true, period) == "closed", "shared_dict breaker: a good trial closes it")
         check(select(2, B:force("isolated")) == "isolated" and select(3, B:admit()) == math.huge,
             "shared_dict breaker: isolated, retry_after math.huge")
         check(B:force("closed") == "closed", "shared_dict breaker: reset")
@@ -93,8 +94,8 @@ function M.run(redis_path)
         local q1, q2, q3 = RR:acquire(0.1, 2, 1, 0), RR:acquire(0.1, 2, 1, 0), RR:acquire(0.1, 2, 1, 0)
         check(q1 == true and q2 == true and q3 == false, "redis gcra: burst 2, then rejected")
         local RB = rd:breaker("cb", conf)
-        RB:record(true, false, false)
-        check(RB:record(true, false, false) == "open" and (RB:admit()) == false, "redis breaker: opens, rejects")
+        RB:record(true, false, false, 0)
+        check(RB:record(true, false, false, 0) == "open" and (RB:admit()) == false, "redis breaker: opens, rejects")
 
         local lim = dike.limit_jobs{ limit = 1, name = "st-lim", store = rd }
         local f = lim(function(x) return x * 2 end)

@@ -9,8 +9,11 @@
 --   worker, whose callers poll the store for freed slots): every answer is 200 or 503,
 --   at most 10 requests hold a slot at once across the workers (each counts itself in a
 --   shared dict while it holds one), several workers served, nothing is left running;
---   a shared rate (200/s, burst 50) hit from 50 connections for 2 s, per store: the requests
---   admitted are within 2% of rate x time + burst;
+--   a shared dike.rate_limit (200/s, burst 50) hit from 50 connections for 2 s, per store: the
+--   requests admitted are within 2% of rate x time + burst;
+--   a shared dike.circuit_breaker per store: 10 failing requests spread over the workers open it
+--   (no worker saw 10), then it refuses requests in every worker, and after open_for (2 s) one trial
+--   closes it for every worker; each change is logged once across the workers;
 --   nginx's error log has no error beyond the expected refused connection.
 -- Both servers are stopped by their pids, also on failure. Prints "N passed, N failed" last.
 local dike = require("dike")
@@ -133,11 +136,72 @@ local function rate(port, kind)
     local span = (last or t0) - (first or t0)
     local want = 200 * span + 50
     print(("#   %s rate: %d admitted over %.2f s, want %.1f"):format(kind, admitted, span, want))
-    check(st[kind .. ":rate_errors"] == nil, kind .. " rate: no store errors")
+    check(st[kind .. ":rate_errors"] == nil and st[kind .. ":rate_store_errors"] == nil,
+        kind .. " rate: no store errors")
     check(math.abs(admitted - want) <= 0.02 * want + 1,
         (kind == "sd" and "shared dict" or "redis")
             .. " rate across 4 workers: admitted within 2% of rate x time + burst",
         ("admitted %d, want %.1f"):format(admitted, want))
+end
+
+-- The requests' answers: counts by status, and the workers (pids) that gave them.
+local function burst_of(port, target, n)
+    local items = {}
+    for i = 1, n do items[i] = function() return get(port, target) end end
+    local r = dike.gather(items)
+    local statuses, pids, per_pid = {}, {}, {}
+    local npids = 0
+    for i = 1, n do
+        statuses[r[i].status] = (statuses[r[i].status] or 0) + 1
+        local pid = r[i].body:match(" (%d+)\n?$")
+        if pid then
+            if not pids[pid] then npids = npids + 1 end
+            pids[pid] = true
+            per_pid[pid] = (per_pid[pid] or 0) + 1
+        end
+    end
+    local most = 0
+    for _, c in pairs(per_pid) do most = math.max(most, c) end
+    return statuses, npids, most
+end
+
+local function breaker(port, kind)
+    get(port, "/reset")
+    local target = "/cb_" .. kind
+    local what = (kind == "sd" and "shared dict" or "redis") .. " breaker"
+    check(get(port, target .. "?reset=1").body:match("^true ") ~= nil, what .. ": reset")
+    get(port, "/reset") -- (its log line, if any)
+    -- 10 failing requests at once: the window (10 calls) fills across the workers
+    local statuses, workers, most = burst_of(port, target .. "?fail=1", 10)
+    print(("#   %s: 10 failing requests: 502 x %d, served by %d workers (at most %d by one)"):format(kind,
+        statuses[502] or 0, workers, most))
+    check(statuses[502] == 10, what .. ": the backend's failures reach the callers (502 x 10)")
+    check(workers >= 2 and most < 10, what .. ": no worker saw 10 failures alone (the window is shared)",
+        ("%d workers, at most %d by one"):format(workers, most))
+    dike.sleep(0.1) -- the last outcomes are recorded (Redis: from a light thread of dike's)
+    local t0 = dike.now()
+    statuses, workers = burst_of(port, target, 40)
+    local took = dike.now() - t0
+    print(("#   %s: open: 503 x %d of 40 from %d workers in %.2f s"):format(kind, statuses[503] or 0, workers, took))
+    -- (open_for is 2 s: 40 requests take far less, even on a loaded machine)
+    check(statuses[503] == 40 and workers >= 2 and took < 2, what .. ": open for every worker",
+        ("503 x %s, %d workers, %.2f s"):format(tostring(statuses[503]), workers, took))
+    dike.sleep(math.max(0, t0 + 2.1 - dike.now()))
+    check(get(port, target).status == 200, what .. ": after open_for a trial request passes")
+    dike.sleep(0.1)
+    statuses, workers = burst_of(port, target, 40)
+    check(statuses[200] == 40 and workers >= 2, what .. ": closed again for every worker",
+        ("200 x %s, %d workers"):format(tostring(statuses[200]), workers))
+    local st = stats(port)
+    local name = "cb-" .. kind
+    local function lines(message) return st[("log:warning:" .. message):gsub(" ", "_")] end
+    local opened = lines("Circuit " .. name .. " opened: failure rate 1 over 10 calls")
+    local half = lines("Circuit " .. name .. " half-open")
+    local closed = lines("Circuit " .. name .. " closed")
+    print(("#   %s: log lines across the workers: opened %s, half-open %s, closed %s"):format(kind, tostring(opened),
+        tostring(half), tostring(closed)))
+    check(opened == 1 and half == 1 and closed == 1, what .. ": each change logged once across the workers")
+    check(st[kind .. ":cb_store_errors"] == nil, what .. ": no store errors")
 end
 
 local function error_log_clean()
@@ -168,6 +232,8 @@ local ok, err = pcall(function()
         concurrent(port, "rdq", 2000)
         rate(port, "sd")
         rate(port, "rd")
+        breaker(port, "sd")
+        breaker(port, "rd")
     end)
     error_log_clean()
 end)

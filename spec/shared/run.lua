@@ -7,16 +7,24 @@
 --            at once (counted in Redis by the calls), holders (sampled in Redis) and each
 --            process's own running calls never exceed 10; every call is admitted or rejected
 --            (TooManyCalls), nothing else; every counter ends at 0.
---   outage   for each on_failure policy, 2 processes call for 4 s while Redis is stopped for 2 s
---            and restarted: outcomes during the outage follow the policy, no call takes longer
---            than the store's timeout (plus its own 2 ms and slack), each process logs one
---            warning and one "answers again" line, and sharing resumes (holders in Redis again).
+--   outage   for each on_failure policy, 2 processes call for 4.5 s while Redis is stopped for 2 s
+--            and restarted, through a shared limit_jobs, rate_limit and circuit_breaker on one
+--            store: outcomes during the outage follow the policy for each tool, no call takes
+--            longer than the store's timeout (plus its own 2 ms and slack), each process logs one
+--            warning and one "answers again" line for the store, the counters say what happened,
+--            and sharing resumes (holders, the GCRA state and the breaker's record in Redis again).
 --   kill     a process holding every slot is killed with SIGKILL: a waiting process gets a slot
 --            within the lease (1 s).
---   rate     4 processes x 8 coroutines call the GCRA script for 3 s: admitted calls within 2%
---            of rate x time + burst.
+--   rate     4 processes x 8 coroutines call a function wrapped by one shared
+--            dike.rate_limit{store = redis} for 3 s: admitted calls within 2% of rate x time + burst.
+--   breaker  4 processes call through one shared circuit_breaker; the backend of one of them fails
+--            for 1 s: the breaker opens for all four, and closes for all after the recovery; each
+--            state change is reported once across the processes (the events form one chain).
 --   example  the README's two-process example (examples/shared_limit.lua) runs, and its 20 calls
---            of 0.1 s through a shared limit of 3 take at least 20 / 3 x 0.1 s.
+--            of 0.1 s through a shared limit of 3 take at least 20 / 3 x 0.1 s; so do
+--            docs/sharing.md's examples/shared_rate.lua (40 messages at 20/s, burst 4, from two
+--            processes: at least 1.8 s) and examples/shared_breaker.lua (one process's failures
+--            open the breaker for the other, whose trial closes it).
 -- Prints one line per check and "N passed, N failed" last. Every process it starts is ended
 -- by its pid, also on failure.
 local uv = require("luv")
@@ -211,16 +219,81 @@ local function outage(policy)
                     ("admitted %d"):format(r.down_admitted))
                 check(r.fallback_calls >= r.down_rejected, what .. ": fallback_calls counts them")
             end
-            check(r.store_errors >= 1 and r.store_errors <= 50, what .. ": store_errors counts the failed attempts",
-                tostring(r.store_errors))
-            check(r.warnings == 1 and r.infos == 1 and r.log_errors == 0,
+            -- One store for the three tools: whichever of them tried first saw it fail (the others may
+            -- only have found it down, which is no error of theirs).
+            local errs = r.store_errors + r.rl_store_errors + r.cb_store_errors
+            check(errs >= 1 and errs <= r.store_failed_ops and r.store_errors <= 50,
+                what .. ": store_errors counts the failed attempts (the three tools' add up to at least 1, at most"
+                .. " the store's failed operations)",
+                ("limit_jobs %d, rate_limit %d, circuit_breaker %d, store %d"):format(r.store_errors,
+                    r.rl_store_errors, r.cb_store_errors, r.store_failed_ops))
+            check(r.store_warnings == 1 and r.infos == 1 and r.log_errors == 0,
                 what .. ": one warning for the outage, one line when Redis answers again",
-                ("warnings %d, infos %d, errors %d"):format(r.warnings, r.infos, r.log_errors))
+                ("store warnings %d, infos %d, errors %d"):format(r.store_warnings, r.infos, r.log_errors))
+            check(r.warnings == r.store_warnings + r.cb_local_opened,
+                what .. ": no other warning than the store's and the local breaker's opening",
+                ("warnings %d"):format(r.warnings))
             check(r.recovered_at ~= "never" and r.recovered_at < 1 + 2 + 1.5, what .. ": the store is back by itself",
                 tostring(r.recovered_at))
             check(r.up_admitted > 0 and r.holders_after >= 1 and r.max_active_up <= 4,
                 what .. ": sharing resumes (holders in Redis again, at most 4 at once)",
                 ("holders after %d, at once %d"):format(r.holders_after, r.max_active_up))
+            -- rate_limit (200/s, burst 20, max_wait 0)
+            print(("#   process %d rate_limit: up %d/%d, down %d/%d (admitted/refused) over %ss, store_errors %d, "
+                .. "fallback_calls %d, after recovery %d admitted"):format(i, r.rl_up_admitted, r.rl_up_rejected,
+                r.rl_down_admitted, r.rl_down_rejected, r.rl_down_span, r.rl_store_errors, r.rl_fallback_calls,
+                r.rl_after))
+            local rl_down = r.rl_down_admitted + r.rl_down_rejected
+            check(rl_down > 50, what .. " rate_limit: calls were made during the outage", tostring(rl_down))
+            if policy == "local" then
+                local most = r.rl_burst + r.rl_rate * r.rl_down_span + 1
+                check(r.rl_down_admitted > 0 and r.rl_down_rejected > 0 and r.rl_down_admitted <= most,
+                    what .. " rate_limit: a local limiter of 200/s (burst 20) during the outage",
+                    ("admitted %d (at most %.0f), refused %d"):format(r.rl_down_admitted, most, r.rl_down_rejected))
+            elseif policy == "open" then
+                check(r.rl_down_rejected == 0 and r.rl_down_admitted > 0,
+                    what .. " rate_limit: every call admitted during the outage",
+                    ("refused %d"):format(r.rl_down_rejected))
+            else
+                check(r.rl_down_admitted == 0 and r.rl_down_rejected > 0 and r.rl_down_ra_ok == r.rl_down_rejected,
+                    what .. " rate_limit: every call refused during the outage, retry_after 0.5",
+                    ("admitted %d, refused %d (%d with retry_after 0.5)"):format(r.rl_down_admitted,
+                        r.rl_down_rejected, r.rl_down_ra_ok))
+            end
+            check(r.rl_store_errors <= 50 and r.rl_fallback_calls >= rl_down,
+                what .. " rate_limit: store_errors and fallback_calls count the outage",
+                ("store_errors %d, fallback_calls %d"):format(r.rl_store_errors, r.rl_fallback_calls))
+            check(r.rl_after > 0 and r.rl_key_after == 1, what .. " rate_limit: sharing resumes (its state in Redis)",
+                ("admitted after %d, key %d"):format(r.rl_after, r.rl_key_after))
+            -- circuit_breaker (its backend fails while the store is down)
+            print(("#   process %d circuit_breaker: up %d/%d/%d, down %d/%d/%d (ok/failed/open), store_errors %d, "
+                .. "fallback_calls %d, after recovery %d ok"):format(i, r.cb_up_ok, r.cb_up_failed, r.cb_up_open,
+                r.cb_down_ok, r.cb_down_failed, r.cb_down_open, r.cb_store_errors, r.cb_fallback_calls, r.cb_after))
+            local cb_down = r.cb_down_ok + r.cb_down_failed + r.cb_down_open
+            check(cb_down > 20, what .. " circuit_breaker: calls were made during the outage", tostring(cb_down))
+            if policy == "local" then
+                -- (calls that began before the outage was seen fell back too: count their failures)
+                local failures = r.cb_up_failed + r.cb_down_failed
+                check(failures >= 5 and failures <= 5 + 2 and r.cb_down_open > 0 and r.cb_local_opened == 1,
+                    what .. " circuit_breaker: a local breaker opens after minimum_calls (5) failures, once",
+                    ("failed %d, open %d, opened lines %d"):format(failures, r.cb_down_open, r.cb_local_opened))
+            elseif policy == "open" then
+                check(r.cb_down_open == 0 and r.cb_down_failed > 0 and r.cb_local_opened == 0,
+                    what .. " circuit_breaker: every call runs during the outage",
+                    ("failed %d, open %d"):format(r.cb_down_failed, r.cb_down_open))
+            else
+                check(r.cb_down_failed == 0 and r.cb_down_ok == 0 and r.cb_down_open > 0
+                    and r.cb_down_ra_ok == r.cb_down_open,
+                    what .. " circuit_breaker: every call refused during the outage, retry_after 0.5",
+                    ("failed %d, open %d (%d with retry_after 0.5)"):format(r.cb_down_failed, r.cb_down_open,
+                        r.cb_down_ra_ok))
+            end
+            check(r.cb_store_errors <= 50 and r.cb_fallback_calls >= cb_down,
+                what .. " circuit_breaker: store_errors and fallback_calls count the outage",
+                ("store_errors %d, fallback_calls %d"):format(r.cb_store_errors, r.cb_fallback_calls))
+            check(r.cb_after > 0 and r.cb_key_after == 1 and r.cb_open_after == 0,
+                what .. " circuit_breaker: sharing resumes (closed, its record in Redis)",
+                ("ok after %d, key %d, open after %d"):format(r.cb_after, r.cb_key_after, r.cb_open_after))
         end
     end
 end
@@ -256,30 +329,118 @@ local function rate()
                                      start = string.format("%.0f", start), timeout = 1 })
     end
     wait_all(workers, 30)
-    local admitted, failures = 0, 0
+    local admitted, failures, calls, commands = 0, 0, 0, 0
     for _, p in ipairs(workers) do
-        local r = result_of(p) or { admitted = 0, failed = 1 }
+        local r = result_of(p) or { admitted = 0, failed = 1, stat_admitted = -1, calls = 0, commands = 0 }
         admitted = admitted + r.admitted
         failures = failures + r.failed
+        calls, commands = calls + r.calls, commands + r.commands
+        check(r.stat_admitted == r.admitted and r.stat_rejected == r.rejected,
+            "rate: dike.stats agrees with the outcomes", ("%s / %s"):format(r.stat_admitted, r.admitted))
     end
     local want = rate_ * seconds + burst
-    print(("#   admitted %d, want %d"):format(admitted, want))
+    print(("#   admitted %d, want %d; %.3f Redis commands per call"):format(admitted, want, commands / calls))
     check(failures == 0, "rate: no store failures")
-    check(math.abs(admitted - want) <= 0.02 * want, "rate: 4 processes admit rate x time + burst within 2%",
+    check(math.abs(admitted - want) <= 0.02 * want,
+        "rate: 4 processes through one dike.rate_limit{store} admit rate x time + burst within 2%",
         ("admitted %d, want %d"):format(admitted, want))
+    -- one script per call (and a SCRIPT LOAD per process)
+    check(commands <= calls + 4, "rate: one round trip per call", ("%d commands, %d calls"):format(commands, calls))
 end
 
-local function example()
+-- A breaker shared by 4 processes (window 20, minimum_calls 10, failure_rate 0.2, open_for 0.3):
+-- process 1's backend fails from 1 s to 2 s; the others' never does.
+local function breaker()
     server:cli("FLUSHALL")
-    local out = io.popen(LUAJIT .. " examples/shared_limit.lua " .. server.path .. " 2>&1")
+    local down_from, down_to, seconds, recover = 1, 2, 3.5, 0.8
+    local start = uv.hrtime() + 1e9
+    local workers = {}
+    for i = 1, 4 do
+        workers[i] = spawn("breaker", { path = server.path, name = "cbm", faulty = i == 1 and 1 or 0,
+                                        start = string.format("%.0f", start), down_from = down_from,
+                                        down_to = down_to, seconds = seconds, recover = recover, timeout = 1 })
+    end
+    local done = wait_all(workers, 60)
+    check(done, "breaker: 4 processes finish")
+    local ins, outs, opened, opened_lines = {}, {}, 0, 0
+    local chain = {}
+    for i, p in ipairs(workers) do
+        local r = result_of(p)
+        local what = "breaker: process " .. i
+        check(p.code == 0 and r ~= nil, what .. " exits 0 with a result", "exit " .. tostring(p.code))
+        if r then
+            print(("#   process %d%s: before %d/%d/%d, failing %d/%d/%d, after %d/%d/%d (ok/failed/open); "
+                .. "changes seen here: %s"):format(i, i == 1 and " (faulty)" or "", r.ok1, r.failed1, r.open1,
+                r.ok2, r.failed2, r.open2, r.ok3, r.failed3, r.open3, r.events))
+            check(r.errors == 0 and r.log_errors == 0, what .. ": every call returned, failed or raised CircuitOpen")
+            check(r.ok1 > 0 and r.failed1 == 0 and r.open1 == 0, what .. ": closed before the failure")
+            check(r.open2 > 0, what .. ": the breaker opened for it while process 1's backend failed",
+                ("open %d"):format(r.open2))
+            if i == 1 then check(r.failed2 > 0, what .. ": its backend failed", tostring(r.failed2))
+            else check(r.failed2 == 0, what .. ": its own backend never failed") end
+            check(r.ok3 > 0 and r.failed3 == 0 and r.open3 == 0 and r.final_state == "closed",
+                what .. ": closed for it after the recovery",
+                ("ok %d, failed %d, open %d, state %s"):format(r.ok3, r.failed3, r.open3, tostring(r.final_state)))
+            check(r.store_errors == 0 and r.fallback_calls == 0, what .. ": no store errors, no fallback")
+            check(r.log_changes == (r.events == "-" and 0 or select(2, r.events:gsub(">", ""))),
+                what .. ": it logged each change it reported", ("%d lines, %s"):format(r.log_changes, r.events))
+            opened, opened_lines = opened + r.opened, opened_lines + r.opened_lines
+            if r.events ~= "-" then
+                for from, to in r.events:gmatch("([%w_]+)>([%w_]+)") do
+                    outs[from] = (outs[from] or 0) + 1
+                    ins[to] = (ins[to] or 0) + 1
+                    chain[#chain + 1] = from .. ">" .. to
+                end
+            end
+        end
+    end
+    -- Each change reported by exactly one process: the changes, from all processes, form one
+    -- chain from closed back to closed (into every state as often as out of it).
+    local balanced = true
+    for _, st in ipairs({ "closed", "open", "half_open" }) do
+        if (ins[st] or 0) ~= (outs[st] or 0) then balanced = false end
+    end
+    print(("#   %d state changes across the processes, opened %d times"):format(#chain, opened))
+    check(balanced and (outs.closed or 0) >= 1 and (ins.closed or 0) >= 1,
+        "breaker: the state changes reported across the processes form one chain (each reported once)",
+        table.concat(chain, ","))
+    check(opened >= 1 and opened == opened_lines, "breaker: opened (dike.stats) adds up to the opening lines logged",
+        ("opened %d, lines %d"):format(opened, opened_lines))
+end
+
+local function run_example(script)
+    server:cli("FLUSHALL")
+    local out = io.popen(LUAJIT .. " " .. script .. " " .. server.path .. " 2>&1")
     local text = out:read("*a")
     local ok = out:close()
     io.write((text:gsub("([^\n]+)", "#   %1")))
+    return ok, text
+end
+
+local function example()
+    local ok, text = run_example("examples/shared_limit.lua")
     local seconds = tonumber(text:match("shared limit of 3: ([%d.]+) s"))
     local _, workers = text:gsub("10 calls in [%d.]+ s, at most %d running here; store errors 0", "")
     check(ok and workers == 2, "example: both workers ran their 10 calls without store errors")
     check(seconds and seconds >= 0.66 and seconds < 3, "example: never more than 3 at once across the processes",
         tostring(seconds))
+    -- docs/sharing.md's rate_limit example: 40 messages at 20/s (burst 4) from two processes
+    ok, text = run_example("examples/shared_rate.lua")
+    seconds = tonumber(text:match("burst 4%): ([%d.]+) s"))
+    _, workers = text:gsub("20 messages in [%d.]+ s, %d+ of them waited for their turn; store errors 0", "")
+    check(ok and workers == 2, "example (rate): both workers sent their 20 messages without store errors")
+    check(seconds and seconds >= (40 - 4) / 20 and seconds < 10, "example (rate): the two processes share 20/s",
+        tostring(seconds))
+    -- docs/sharing.md's circuit_breaker example: A's failures open it for B; B's trial closes it
+    ok, text = run_example("examples/shared_breaker.lua")
+    local _, failures = text:gsub("A: connection refused\n", "")
+    check(ok and failures == 5 and text:find("A logs: Circuit backend opened: failure rate 1 over 5 calls\n", 1, true)
+        and text:find("A: the breaker is open\n", 1, true) ~= nil,
+        "example (breaker): A's 5 failures open the shared breaker")
+    check(text:match("B: Circuit open for function backend! retry after [%d.]+s %(retry_after [%d.]+ s%)\n") ~= nil
+        and text:find("B logs: Circuit backend half-open\nB logs: Circuit backend closed\nB: user 7; the breaker is "
+            .. "closed\n", 1, true) ~= nil,
+        "example (breaker): B is refused without calling its backend, then its trial closes the breaker")
 end
 
 ---------------------------------------------------------------- main
@@ -291,6 +452,7 @@ local ok, err = pcall(function()
         { "outage", function() outage("local"); outage("open"); outage("closed") end },
         { "kill", kill },
         { "rate", rate },
+        { "breaker", breaker },
         { "example", example },
     }
     for _, s in ipairs(scenarios) do

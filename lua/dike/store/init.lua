@@ -13,6 +13,9 @@
 -- logs each outage once; the tools apply `store.on_failure` ("local", "open", "closed").
 --
 --   store.kind, store.on_failure, store.lease, store.poll, store.timeout, store.label
+--   store.recheck       seconds: the retry_after of a call a tool refuses because the store
+--                       failed (on_failure = "closed"): Redis, how often a store that is down
+--                       is tried again (0.5); the shared dict, its timeout
 --   store:available() -> boolean           false during an outage
 --   store:new_id() -> string               a holder id unique across processes and hosts
 --   store:close()                          stop (specs, shutdown); later operations fail
@@ -39,20 +42,27 @@
 --   R:acquire(T, burst, cost, max_wait, fname) -> true, wait | false, retry_after | nil, err, kind
 --       One atomic GCRA step with the store's clock (T = per / rate; max_wait = math.huge for
 --       no bound): admitted at once (wait 0), admitted with its turn reserved `wait` seconds
---       from now (sleep, then run), or rejected with nothing changed.
+--       from now (sleep, then run), or rejected with nothing changed. The arithmetic is the C
+--       core's, step for step (store/algorithms.lua).
 --
 -- circuit_breaker: B = store:breaker(name, conf)
 --   conf: failure_rate, minimum_calls, window or window_seconds, slow_call_rate (nil unless
 --   slow_call_seconds is set), open_for, open_backoff, max_open_for, half_open_calls.
---   B:admit(fname) -> allowed, state, retry_after, changed, trial
---   B:record(failed, slow, trial, fname) -> state, changed, reason, rate, n
---   B:release_trial(fname) -> state                    a trial call was cancelled
---   B:force(to, fname) -> state, changed               "isolated" or "closed" (reset)
---   B:state(fname) -> state, retry_after, changed      (open -> half_open when due)
---   Each returns nil, err, kind on failure. `changed` is the new state when this very step
---   changed it (one caller in one process sees each change: it logs and emits the event);
---   reason is "failure", "slow" (opened from closed: rate over n calls) or "trial".
---   retry_after is math.huge while isolated. The arithmetic is store/algorithms.lua's, the
+--   B:admit(fname) -> allowed, state, retry_after, changed, trial, period, before
+--   B:record(failed, slow, trial, period, fname) -> state, changed, reason, rate, n, before
+--   B:record_async(failed, slow, trial, period, cb, a) -> sent      cb(a, <record's results>)
+--   B:release_trial(period, fname) -> state            a trial call was cancelled
+--   B:release_trial_async(period, cb, a) -> sent
+--   B:force(to, fname) -> state, changed, before       "isolated" or "closed" (reset)
+--   B:state(fname) -> state, retry_after, changed, before   (open -> half_open when due)
+--   Each returns nil, err, kind on failure (async: cb(a, nil, err); false when the store is
+--   down). `changed` is the new state when this very step changed it (one caller in one
+--   process sees each change: it logs and emits the event); reason is "failure", "slow"
+--   (opened: rate over n calls) or "trial". `period` names the stretch between two state
+--   changes: a call recorded with another period than the current one does not count (the
+--   state changed while it ran); `before` is the state before the step (the event's `from`).
+--   retry_after is math.huge while isolated. A caller cancelled while admit's answer was on its
+--   way gives back a trial place it was given. The arithmetic is store/algorithms.lua's, the
 --   same in both stores.
 local M = {}
 

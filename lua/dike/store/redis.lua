@@ -81,6 +81,7 @@ function M.new(opts)
         on_failure = options.choice(FNAME, opts, "on_failure", POLICIES, "local", '"local", "open" or "closed"'),
         lease = options.number(FNAME, opts, "lease", true, false, 30),
         poll = options.number(FNAME, opts, "poll", true, false, 0.01),
+        recheck = RECHECK,
         down = false, down_since = nil, outages = 0, errors = 0, closed = false,
         orphans = {}, norphans = 0, probe_timer = nil, probing = false,
         scripts = {}, seq = 0,
@@ -392,7 +393,15 @@ Rate.__index = Rate
 
 --- The shared GCRA state of the rate limiter `name` (see store/init.lua).
 function Store:rate(name)
-    return setmetatable({ store = self, name = name, key = self:key(name, "rl") }, Rate)
+    return setmetatable({ store = self, name = name, key = self:key(name, "rl"), T = nil, T_arg = nil,
+                          burst = nil, burst_arg = nil }, Rate)
+end
+
+-- A number as the script reads it back exactly: lua-resty-redis sends numbers with tostring
+-- (14 digits), so fractions go as %.17g text.
+local function exact(v)
+    if v == floor(v) and v >= -2 ^ 53 and v <= 2 ^ 53 then return v end
+    return format("%.17g", v)
 end
 
 --- One GCRA step on the server (waits, in a coroutine): T = per / rate seconds per unit,
@@ -400,8 +409,11 @@ end
 --- (admitted; its turn is `wait` seconds from now, 0 = at once), false, retry_after (not
 --- admitted, nothing changed), or nil, message, kind.
 function Rate:acquire(T, burst, cost, max_wait, fname)
+    if T ~= self.T then self.T, self.T_arg = T, exact(T) end
+    if burst ~= self.burst then self.burst, self.burst_arg = burst, exact(burst) end
     local res, err, kind = self.store:eval(fname or "dike.rate_limit", "gcra",
-        { false, false, 1, self.key, T, burst, cost, max_wait == huge and -1 or max_wait }, 8)
+        { false, false, 1, self.key, self.T_arg, self.burst_arg, exact(cost),
+          max_wait == huge and -1 or exact(max_wait) }, 8)
     if res == nil then return nil, err, kind end
     return tonumber(res[1]) == 1, tonumber(res[2])
 end
@@ -419,22 +431,15 @@ function Store:breaker(name, conf)
     local args = {}
     for i, k in ipairs(CONF) do
         local v = conf[k]
-        args[i] = v == nil and "" or v
+        args[i] = v == nil and "" or exact(v)
     end
     return setmetatable({ store = self, name = name, key = self:key(name, "cb"), conf = args }, Breaker)
 end
 
-local function breaker_list(B, op, a, b, c)
+local function breaker_list(B, op, a, b, c, d)
     local conf = B.conf
     return { false, false, 1, B.key, op, conf[1], conf[2], conf[3], conf[4], conf[5], conf[6], conf[7],
-             conf[8], conf[9], a, b, c }
-end
-
-local function breaker_reply(res, err, kind)
-    if res == nil then return nil, err, kind end
-    local changed = res[2]
-    if changed == "" then changed = nil end
-    return res[1], changed, res[3], res[4], res[5]
+             conf[8], conf[9], a, b, c, d }
 end
 
 local function retry_after(s)
@@ -443,48 +448,91 @@ local function retry_after(s)
     return v
 end
 
---- Admit a call? Returns allowed, state, retry_after, changed, trial (or nil, message, kind).
---- changed: the new state when this step changed it (open -> half_open); trial: the call is a
---- half-open trial (record it with trial = true).
+local function changed_of(res)
+    local changed = res[2]
+    if changed == "" then return nil end
+    return changed
+end
+
+-- record's reply: state, changed, reason, rate, n, the state before (reason, rate, n nil when
+-- nothing opened it).
+local function record_reply(res)
+    local reason = res[3]
+    if reason == "" then return res[1], changed_of(res), nil, nil, nil, res[7] end
+    return res[1], changed_of(res), reason, tonumber(res[4]), tonumber(res[5]), res[7]
+end
+
+-- The caller of admit left while the reply was on its way: a trial place it was given goes
+-- back at once (else it would be kept until the half-open period starts afresh).
+local function admit_left(B, res)
+    if type(res) == "table" and (res[5] == 1 or res[5] == "1") then B:release_trial_async(tonumber(res[6])) end
+end
+
+--- Admit a call? Returns allowed, state, retry_after, changed, trial, period, the state before
+--- (or nil, message, kind). changed: the new state when this step changed it (open ->
+--- half_open); trial: the call is a half-open trial; period: give it back with record (a call
+--- admitted in another period does not count).
 function Breaker:admit(fname)
-    local state, changed, a, b, c = breaker_reply(self.store:eval(fname or "dike.circuit_breaker", "breaker",
-        breaker_list(self, "admit"), 14))
-    if state == nil then return nil, changed, a end
-    return a == 1 or a == "1", state, retry_after(b), changed, c == 1 or c == "1"
+    local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker", breaker_list(self, "admit"), 14,
+        admit_left, self)
+    if res == nil then return nil, err, kind end
+    local a, c = res[3], res[5]
+    return a == 1 or a == "1", res[1], retry_after(res[4]), changed_of(res), c == 1 or c == "1", tonumber(res[6]),
+        res[7]
 end
 
---- Record a finished call. Returns state, changed, reason, rate, n (see store/init.lua), or
---- nil, message, kind.
-function Breaker:record(failed, slow, trial, fname)
-    local state, changed, a, b, c = breaker_reply(self.store:eval(fname or "dike.circuit_breaker", "breaker",
-        breaker_list(self, "record", failed and 1 or 0, slow and 1 or 0, trial and 1 or 0), 17))
-    if state == nil then return nil, changed, a end
-    if a == "" then return state, changed end
-    return state, changed, a, tonumber(b), tonumber(c)
+--- Record a finished call admitted in `period`. Returns state, changed, reason, rate, n, the
+--- state before (see store/init.lua), or nil, message, kind.
+function Breaker:record(failed, slow, trial, period, fname)
+    local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker",
+        breaker_list(self, "record", failed and 1 or 0, slow and 1 or 0, trial and 1 or 0, period or 0), 18)
+    if res == nil then return nil, err, kind end
+    return record_reply(res)
 end
 
---- A trial call was cancelled: give its place back. Returns state or nil, message, kind.
-function Breaker:release_trial(fname)
-    local state, changed, a = breaker_reply(self.store:eval(fname or "dike.circuit_breaker", "breaker",
-        breaker_list(self, "release"), 14))
-    if state == nil then return nil, changed, a end
-    return state
+local function record_done(req, res, err)
+    if res == nil then return req.cb(req.a, nil, err) end
+    return req.cb(req.a, record_reply(res))
 end
 
---- Force "isolated" or "closed" (reset). Returns state, changed or nil, message, kind.
+--- record without waiting: cb(a, state, changed, reason, rate, n) or cb(a, nil, message) runs
+--- from the loop (cb may be nil). Returns false (cb not called) when the store is down.
+function Breaker:record_async(failed, slow, trial, period, cb, a)
+    return self.store:eval_async("breaker",
+        breaker_list(self, "record", failed and 1 or 0, slow and 1 or 0, trial and 1 or 0, period or 0), 18,
+        cb and record_done, cb and { cb = cb, a = a })
+end
+
+--- A trial call admitted in `period` was cancelled: give its place back. Returns state or nil,
+--- message, kind.
+function Breaker:release_trial(period, fname)
+    local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker",
+        breaker_list(self, "release", period or 0), 15)
+    if res == nil then return nil, err, kind end
+    return res[1]
+end
+
+--- release_trial without waiting; cb(a, reply) or cb(a, nil, message) (cb may be nil). False
+--- when the store is down.
+function Breaker:release_trial_async(period, cb, a)
+    return self.store:eval_async("breaker", breaker_list(self, "release", period or 0), 15, cb, a)
+end
+
+--- Force "isolated" or "closed" (reset). Returns state, changed, the state before or nil,
+--- message, kind.
 function Breaker:force(to, fname)
-    local state, changed, a = breaker_reply(self.store:eval(fname or "dike.circuit_breaker", "breaker",
-        breaker_list(self, "force", to), 15))
-    if state == nil then return nil, changed, a end
-    return state, changed
+    local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker",
+        breaker_list(self, "force", to), 15)
+    if res == nil then return nil, err, kind end
+    return res[1], changed_of(res), res[7]
 end
 
---- The state now (open turns half_open when due): state, retry_after, changed or nil, message, kind.
+--- The state now (open turns half_open when due): state, retry_after, changed, the state before
+--- or nil, message, kind.
 function Breaker:state(fname)
-    local state, changed, a = breaker_reply(self.store:eval(fname or "dike.circuit_breaker", "breaker",
-        breaker_list(self, "state"), 14))
-    if state == nil then return nil, changed, a end
-    return state, retry_after(a), changed
+    local res, err, kind = self.store:eval(fname or "dike.circuit_breaker", "breaker", breaker_list(self, "state"), 14)
+    if res == nil then return nil, err, kind end
+    return res[1], retry_after(res[3]), changed_of(res), res[7]
 end
 
 return M

@@ -9,7 +9,7 @@
 --   P{N}:lj:w  zset  waiter id -> ticket (arrival order across processes)
 --   P{N}:lj:x  zset  waiter id -> waiter expiry (ms)
 --   P{N}:lj:t  string  the ticket counter
---   P{N}:rl    string  the GCRA theoretical arrival time (s)               rate_limit
+--   P{N}:rl    string  the GCRA state: "debt last" (algorithms.lua)          rate_limit
 --   P{N}:cb    string  the breaker record (algorithms.lua's cb_encode)     circuit_breaker
 -- Every key carries a TTL, refreshed on writes, so a name nobody uses any more leaves
 -- nothing behind (an isolated breaker stays until it is reset).
@@ -117,25 +117,26 @@ return { redis.call('ZCARD', H), redis.call('ZCARD', W) }
 -- The algorithms module, as a local table A of the script.
 local ALGO = "local A = (function()\n" .. algorithms.SOURCE .. "\nend)()\n"
 
---- rate_limit: one GCRA step. KEYS: tat; ARGV: T (s per unit), burst, cost, max_wait (s; -1 =
--- no bound). Returns {admitted (0/1), wait or retry_after (s, string)}.
+--- rate_limit: one GCRA step. KEYS: the state ("debt last", algorithms.lua's gcra_encode);
+-- ARGV: T (s per unit), burst, cost, max_wait (s; -1 = no bound). Returns {admitted (0/1), wait
+-- or retry_after (s, string)}. A refusal writes the state back too (the same schedule, counted
+-- from now: csrc/gcra.c keeps it so, and the two agree to the bit).
 M.gcra = NOW .. ALGO .. [[
 local T, burst, cost, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local tat = tonumber(redis.call('GET', KEYS[1]))
-local ok, new_tat, wait = A.gcra(tat, now_s, T, burst, cost, max_wait)
-if ok then
-    redis.call('SET', KEYS[1], A.num(new_tat), 'PX', math.ceil((new_tat - now_s) * 1000) + 1000)
-    return { 1, A.num(wait) }
-end
-return { 0, A.num(wait) }
+local debt, last = A.gcra_decode(redis.call('GET', KEYS[1]) or nil)
+local ok, new_debt, new_last, wait = A.gcra(debt, last, now_s, T, burst, cost, max_wait)
+local tat = new_last + new_debt * T
+redis.call('SET', KEYS[1], A.gcra_encode(new_debt, new_last), 'PX', math.ceil((tat - now_s) * 1000) + 1000)
+return { ok and 1 or 0, A.num(wait) }
 ]]
 
 --- circuit_breaker: one step on the shared record. KEYS: record; ARGV: op ("admit", "record",
 -- "release", "force", "state"), then the conf (failure_rate, minimum_calls, window,
 -- window_seconds, slow_call_rate, open_for, open_backoff, max_open_for, half_open_calls; "" for
--- none), then the op's arguments (record: failed, slow, trial as 0/1; force: the state).
--- Returns {state, changed or "", a, b, c} where a, b, c are: admit -> allowed, retry_after,
--- trial; record -> reason, rate, n; state -> retry_after.
+-- none), then the op's arguments (record: failed, slow, trial as 0/1, and the period; release:
+-- the period; force: the state). Returns {state, changed or "", a, b, c, d, state before}
+-- where a, b, c, d are: admit -> allowed, retry_after, trial, period; record -> reason, rate,
+-- n; state -> retry_after.
 M.breaker = NOW .. ALGO .. [[
 local function opt(i) if ARGV[i] == '' then return nil end return tonumber(ARGV[i]) end
 local conf = { failure_rate = opt(2), minimum_calls = opt(3), window = opt(4), window_seconds = opt(5),
@@ -144,17 +145,19 @@ local conf = { failure_rate = opt(2), minimum_calls = opt(3), window = opt(4), w
 local op = ARGV[1]
 local before = redis.call('GET', KEYS[1]) or nil
 local st = A.cb_decode(before, conf)
-local changed, a, b, c = nil, '', '', ''
+local prev = st.state
+local changed, a, b, c, d = nil, '', '', '', ''
 if op == 'admit' then
-    local allowed, retry_after, trial
-    allowed, retry_after, changed, trial = A.cb_admit(st, now_s, conf)
-    a, b, c = allowed and 1 or 0, A.num(retry_after), trial and 1 or 0
+    local allowed, retry_after, trial, gen
+    allowed, retry_after, changed, trial, gen = A.cb_admit(st, now_s, conf)
+    a, b, c, d = allowed and 1 or 0, A.num(retry_after), trial and 1 or 0, gen
 elseif op == 'record' then
     local reason, rate, n
-    changed, reason, rate, n = A.cb_record(st, now_s, conf, ARGV[11] == '1', ARGV[12] == '1', ARGV[13] == '1')
+    changed, reason, rate, n = A.cb_record(st, now_s, conf, ARGV[11] == '1', ARGV[12] == '1', ARGV[13] == '1',
+        tonumber(ARGV[14]))
     a, b, c = reason or '', A.num(rate), n
 elseif op == 'release' then
-    A.cb_release_trial(st)
+    A.cb_release_trial(st, tonumber(ARGV[11]))
 elseif op == 'force' then
     changed = A.cb_force(st, now_s, conf, ARGV[11])
 else
@@ -171,7 +174,7 @@ if after ~= before then
         redis.call('SET', KEYS[1], after, 'PX', math.ceil(ttl))
     end
 end
-return { st.state, changed or '', a, b, c }
+return { st.state, changed or '', a, b, c, d, prev }
 ]]
 
 return M

@@ -27,8 +27,8 @@ local log = require("dike.log")
 local stats = require("dike.stats")
 local algorithms = require("dike.store.algorithms")
 
-local setmetatable, type, tostring, tonumber, pcall, pairs, format, rawget =
-    setmetatable, type, tostring, tonumber, pcall, pairs, string.format, rawget
+local setmetatable, type, tostring, pcall, pairs, format, rawget =
+    setmetatable, type, tostring, pcall, pairs, string.format, rawget
 local floor, ceil, max, huge = math.floor, math.ceil, math.max, math.huge
 
 local M = {}
@@ -72,6 +72,8 @@ function M.new(dict_name, opts)
         label = FNAME .. " " .. dict_name,
         failing = false, errors = 0, outages = 0, seq = 0, pid = nil, id_prefix = nil, commands = 0,
     }, Store)
+    -- What a tool refusing a call for a failure of the store ("closed") gives as retry_after.
+    self.recheck = self.timeout
     stats.register(self, self)
     return self
 end
@@ -152,7 +154,7 @@ local function lock(self, key)
 end
 
 -- Run fn(self, st_text, ...) under the record's lock: it returns the text to store (or nil to
--- leave it), the ttl, and up to 5 results.
+-- leave it), the ttl, and up to 7 results.
 local function locked(self, key, fn, a, b, c, d)
     local lk = key .. ":lock"
     local ok, err = lock(self, lk)
@@ -160,7 +162,7 @@ local function locked(self, key, fn, a, b, c, d)
     self.commands = self.commands + 1
     local dict = self.dict
     -- no yield from here to the delete: the critical section is plain Lua on local memory
-    local pok, text, ttl, r1, r2, r3, r4, r5 = pcall(fn, self, dict:get(key), a, b, c, d)
+    local pok, text, ttl, r1, r2, r3, r4, r5, r6, r7 = pcall(fn, self, dict:get(key), a, b, c, d)
     local set_ok, set_err = true, nil
     if pok and text ~= nil then
         set_ok, set_err = dict:set(key, text, ttl or 0)
@@ -169,7 +171,7 @@ local function locked(self, key, fn, a, b, c, d)
     if not pok then return failed(self, text) end
     if not set_ok then return failed(self, set_err) end
     succeeded(self)
-    return true, r1, r2, r3, r4, r5
+    return true, r1, r2, r3, r4, r5, r6, r7
 end
 
 ---------------------------------------------------------------- limit_jobs
@@ -289,9 +291,9 @@ end
 
 local function gcra_step(self, text, T, burst, cost, max_wait)
     local t = now(self)
-    local ok, new_tat, wait = A.gcra(tonumber(text), t, T, burst, cost, max_wait == huge and -1 or max_wait)
-    if not ok then return nil, nil, false, wait end
-    return A.num(new_tat), ceil(new_tat - t) + 1, true, wait
+    local debt, last = A.gcra_decode(text)
+    local ok, d, l, wait = A.gcra(debt, last, t, T, burst, cost, max_wait == huge and -1 or max_wait)
+    return A.gcra_encode(d, l), ceil(l + d * T - t) + 1, ok, wait
 end
 
 function Rate:acquire(T, burst, cost, max_wait)
@@ -317,23 +319,25 @@ local function retry_after(v)
     return v
 end
 
--- op(st, t, conf, a, b, c) -> results; the record is written back when it changed.
+-- op(st, t, conf, x, y) -> results; the record is written back when it changed. locked()
+-- hands back the state, the state before, then the op's results.
 local function breaker_step(self, text, conf, op, x, y)
     local t = now(self)
     local st = A.cb_decode(text, conf)
-    local r1, r2, r3, r4 = op(st, t, conf, x, y)
+    local prev = st.state
+    local r1, r2, r3, r4, r5 = op(st, t, conf, x, y)
     local after = A.cb_encode(st)
     if after == text then after = nil end
     local ttl = 0
     if st.state ~= "isolated" then ttl = max(st.open_for, conf.window_seconds or 0) * 2 + 3600 end
-    return after, ttl, st.state, r1, r2, r3, r4
+    return after, ttl, st.state, prev, r1, r2, r3, r4, r5
 end
 
 local function op_admit(st, t, conf) return A.cb_admit(st, t, conf) end
-local function op_record(st, t, conf, failed_, flags)
-    return A.cb_record(st, t, conf, failed_, flags.slow, flags.trial)
+local function op_record(st, t, conf, failed_, f)
+    return A.cb_record(st, t, conf, failed_, f.slow, f.trial, f.gen)
 end
-local function op_release(st) A.cb_release_trial(st) end
+local function op_release(st, _, _, gen) A.cb_release_trial(st, gen) end
 local function op_force(st, t, conf, to) return A.cb_force(st, t, conf, to) end
 local function op_state(st, t, conf)
     local _, ra, changed = A.cb_state(st, t, conf)
@@ -341,35 +345,46 @@ local function op_state(st, t, conf)
 end
 
 function Breaker:admit()
-    local ok, state, allowed, ra, changed, trial = locked(self.store, self.key, breaker_step, self.conf, op_admit)
-    if not ok then return nil, state, allowed end
-    return allowed, state, retry_after(ra), changed, trial
+    local ok, state, prev, allowed, ra, changed, trial, gen = locked(self.store, self.key, breaker_step, self.conf,
+        op_admit)
+    if not ok then return nil, state, prev end
+    return allowed, state, retry_after(ra), changed, trial, gen, prev
 end
 
-function Breaker:record(failed_, slow, trial)
-    local ok, state, changed, reason, rate, n = locked(self.store, self.key, breaker_step, self.conf, op_record,
-        failed_, { slow = slow, trial = trial })
-    if not ok then return nil, state, changed end
-    if reason == nil then return state, changed end
-    return state, changed, reason, rate, n
+function Breaker:record(failed_, slow, trial, gen)
+    local ok, state, prev, changed, reason, rate, n = locked(self.store, self.key, breaker_step, self.conf,
+        op_record, failed_, { slow = slow, trial = trial, gen = gen or 0 })
+    if not ok then return nil, state, prev end
+    return state, changed, reason, reason and rate, reason and n, prev
 end
 
-function Breaker:release_trial()
-    local ok, state, kind = locked(self.store, self.key, breaker_step, self.conf, op_release)
+--- record, calling back before it returns (the dictionary needs no waiting).
+function Breaker:record_async(failed_, slow, trial, gen, cb, a)
+    if cb then cb(a, self:record(failed_, slow, trial, gen)) else self:record(failed_, slow, trial, gen) end
+    return true
+end
+
+function Breaker:release_trial(gen)
+    local ok, state, kind = locked(self.store, self.key, breaker_step, self.conf, op_release, gen or 0)
     if not ok then return nil, state, kind end
     return state
 end
 
+function Breaker:release_trial_async(gen, cb, a)
+    if cb then cb(a, self:release_trial(gen)) else self:release_trial(gen) end
+    return true
+end
+
 function Breaker:force(to)
-    local ok, state, changed = locked(self.store, self.key, breaker_step, self.conf, op_force, to)
-    if not ok then return nil, state, changed end
-    return state, changed
+    local ok, state, prev, changed = locked(self.store, self.key, breaker_step, self.conf, op_force, to)
+    if not ok then return nil, state, prev end
+    return state, changed, prev
 end
 
 function Breaker:state()
-    local ok, state, ra, changed = locked(self.store, self.key, breaker_step, self.conf, op_state)
-    if not ok then return nil, state, ra end
-    return state, retry_after(ra), changed
+    local ok, state, prev, ra, changed = locked(self.store, self.key, breaker_step, self.conf, op_state)
+    if not ok then return nil, state, prev end
+    return state, retry_after(ra), changed, prev
 end
 
 return M
