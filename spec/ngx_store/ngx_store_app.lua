@@ -66,6 +66,8 @@ function M.init(redis_path, n)
 end
 
 function M.limited(kind)
+    -- which workers took requests (admitted or refused): the limit is shared only if several did
+    counts:incr(kind .. ":seen:" .. ngx.worker.pid(), 1, 0)
     local ok, err = pcall(limited[kind])
     if ok then
         ngx.say("ok")
