@@ -6,8 +6,8 @@
 #      (git-ignored; reinstalled only when missing or at other versions)
 #   4. luajit bench/run.lua: the table on stdout, bench/RESULTS.md, chart data in build/bench/
 #   5. gnuplot bench/chart.gp: bench/results.png
-# Arguments are passed to bench/run.lua (e.g. --runs 3). Must finish in under 5 minutes on a
-# 2-core machine.
+# Arguments are passed to bench/run.lua (e.g. --runs 3, --only PREFIX). The default 7 rounds
+# take about 9 minutes on a 2-core machine (542 s on 2026-12-06); --runs 3 (or BENCH_RUNS=3) about 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
