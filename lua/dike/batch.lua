@@ -48,7 +48,8 @@ local is_array, array_remove, array_slice, array_split =
     core.is_array, core.array_remove, core.array_slice, core.array_split
 local append_call = columns.append_call
 local show, describe = options.show, errors.describe
-local bad_call, new_tab = shape.bad_call, shape.new_tab
+local bad_call = shape.bad_call
+local new_tab = require("dike.new_tab")
 local TimeoutError = errors.TimeoutError
 
 local M = {}

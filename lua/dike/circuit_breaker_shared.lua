@@ -31,8 +31,8 @@ local log = require("dike.log")
 local options = require("dike.options")
 local stats = require("dike.stats")
 
-local error, pcall, getmetatable, setmetatable, rawequal, type, format, tostring =
-    error, pcall, getmetatable, setmetatable, rawequal, type, string.format, tostring
+local error, pcall, getmetatable, setmetatable, rawequal, format, tostring =
+    error, pcall, getmetatable, setmetatable, rawequal, string.format, tostring
 local huge = math.huge
 local CancelledError, CircuitOpen = errors.CancelledError, errors.CircuitOpen
 local emit = events.emit
@@ -280,13 +280,7 @@ end
 ---@param o {store: table, name?: string, conf: table, matches: function, slow_call_seconds?: number, make_local: function}
 function M.new(o)
     local store, name = o.store, o.name
-    if type(store) ~= "table" or type(store.breaker) ~= "function" then
-        error(FNAME .. ": store must be a store (dike.store.redis{...} or dike.store.shared_dict(name)), got "
-              .. options.show(store), 3)
-    end
-    if name == nil then
-        error(FNAME .. ": name is required with a store (it is the key the processes share)", 3)
-    end
+    options.store(FNAME, store, "breaker", name, 3)
     local SB = setmetatable({
         store = store, policy = store.on_failure, B = store:breaker(name, o.conf), name = name,
         matches = o.matches, slow_call_seconds = o.slow_call_seconds, make_local = o.make_local, L = false,

@@ -34,12 +34,7 @@ local can_yield = coroutine.isyieldable or function()
     return not main
 end
 
--- Tables of a known size made at that size (LuaJIT); elsewhere they grow as usual.
-local new_tab = (function()
-    local ok, fn = pcall(require, "table.new")
-    if ok then return fn end
-    return function() return {} end
-end)()
+local new_tab = require("dike.new_tab")
 
 local M = {}
 

@@ -36,7 +36,7 @@ local emit = require("dike.events").emit
 local options = require("dike.options")
 local stats = require("dike.stats")
 
-local pcall, error, type, setmetatable, pairs, huge = pcall, error, type, setmetatable, pairs, math.huge
+local pcall, error, setmetatable, pairs, huge = pcall, error, setmetatable, pairs, math.huge
 local TooManyCalls = errors.TooManyCalls
 
 local M = {}
@@ -433,13 +433,7 @@ end
 --- queue_timeout and name's type).
 function M.new(opts, limit, queue_timeout, name)
     local store = opts.store
-    if type(store) ~= "table" or type(store.jobs) ~= "function" then
-        error(FNAME .. ": store must be a store (dike.store.redis{...} or dike.store.shared_dict(name)), got "
-              .. options.show(store), 3)
-    end
-    if name == nil then
-        error(FNAME .. ": name is required with a store (it is the key the processes share)", 3)
-    end
+    options.store(FNAME, store, "jobs", name, 3)
     local lease = options.number(FNAME, opts, "lease", true, false, nil)
     local S = setmetatable({
         store = store, policy = store.on_failure, limit = limit, name = name,

@@ -89,6 +89,19 @@ function M.string(fname, opts, key)
     fail(fname, key, "a string", v)
 end
 
+--- The store option of a tool made with one (`method` is the store's constructor for that
+--- tool: jobs, rate or breaker) and the name the processes share. `level` is the one the
+--- caller would give error() itself.
+function M.store(fname, store, method, name, level)
+    if type(store) ~= "table" or type(store[method]) ~= "function" then
+        error(fname .. ": store must be a store (dike.store.redis{...} or dike.store.shared_dict(name)), got "
+              .. show(store), level + 1)
+    end
+    if name == nil then
+        error(fname .. ": name is required with a store (it is the key the processes share)", level + 1)
+    end
+end
+
 --- A hole that `#` did not show. For a table `t` whose elements 1..n (n == #t) are all present:
 --- n + 1 when `t` also has a positive integer key above n, else nil. `#` may stop at any border
 --- (LuaJIT's #{1, nil, 3} is 1, Lua 5.4's is 3), so without this check rows past a hole would be

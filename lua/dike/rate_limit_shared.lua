@@ -303,13 +303,7 @@ end
 ---@param o {store: table, name?: string, rate: number, per: number, burst: number, max_wait: number, cost: number, cost_fn?: function}
 function M.new(o)
     local store, name = o.store, o.name
-    if type(store) ~= "table" or type(store.rate) ~= "function" then
-        error(FNAME .. ": store must be a store (dike.store.redis{...} or dike.store.shared_dict(name)), got "
-              .. show(store), 3)
-    end
-    if name == nil then
-        error(FNAME .. ": name is required with a store (it is the key the processes share)", 3)
-    end
+    options.store(FNAME, store, "rate", name, 3)
     local S = setmetatable({
         store = store, policy = store.on_failure, R = store:rate(name), G = false,
         rate = o.rate, per = o.per, burst = o.burst, T = o.per / o.rate, max_wait = o.max_wait,

@@ -11,7 +11,8 @@
 local shape = require("dike.batch.shape")
 
 local next, format, unpack = next, string.format, table.unpack or unpack -- luacheck: ignore 143
-local is_named, bad_call, new_tab = shape.is_named, shape.bad_call, shape.new_tab
+local is_named, bad_call = shape.is_named, shape.bad_call
+local new_tab = require("dike.new_tab")
 
 local M = {}
 

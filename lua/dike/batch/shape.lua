@@ -18,18 +18,12 @@ local debug_getmetatable = debug.getmetatable
 local floor = math.floor
 local is_array = core.is_array
 local hole_above, show = options.hole_above, options.show
--- Tables of a known size made at that size (LuaJIT); elsewhere they grow as usual.
-local new_tab = (function()
-    local ok, fn = pcall(require, "table.new")
-    if ok then return fn end
-    return function() return {} end
-end)()
+local new_tab = require("dike.new_tab")
 
 local M = {}
 
 local FNAME = "dike.batch"
 M.FNAME = FNAME
-M.new_tab = new_tab
 
 --- Raise a call-shape error (to the offending caller only), without a position: the message
 --- says what is wrong with the call.
