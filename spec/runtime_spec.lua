@@ -252,6 +252,49 @@ describe("closed loop handles", function()
     end)
 end)
 
+describe("the alarm", function()
+    -- dike's timer handle, if it is armed (host.handles(): { timer, idle })
+    local function armed()
+        local timer = rt.host.handles()[1]
+        return timer ~= nil and timer:is_active()
+    end
+
+    it("stays armed while a task adds and cancels timers, and is disarmed at the end of its turn", function()
+        local f = dike.timeout{ seconds = 30 }(function(x) return x + 1 end)
+        local during
+        local t = dike.spawn(function()
+            local s = 0
+            for i = 1, 100 do s = s + f(i) end
+            during = armed() -- the last timer went, the alarm waits for the turn's end
+            return s
+        end)
+        local t0 = support.clock()
+        uv.run() -- returns at once: nothing keeps the loop alive after the task's turn
+        assert.is_true(support.clock() - t0 < 5, "uv.run waited for the alarm")
+        assert.is_true(during)
+        assert.is_false(armed())
+        assert.same({ true, 5150 }, { rt.outcome(t) })
+        -- the same inside dike.run, which returns with the alarm disarmed
+        assert.equal(5150, dike.run(function()
+            local s = 0
+            for i = 1, 100 do s = s + f(i) end
+            return s
+        end))
+        assert.is_false(armed())
+    end)
+
+    it("is disarmed at once when the last timer goes outside any task", function()
+        local e = rt.timer(30, function() end)
+        assert.is_true(armed())
+        rt.cancel_timer(e)
+        assert.is_false(armed())
+        local f = dike.timeout{ seconds = 30 }(function() return "plain" end)
+        local co = coroutine.create(function() return f() end) -- a plain coroutine, resumed by us
+        assert.same({ true, "plain" }, { coroutine.resume(co) })
+        assert.is_false(armed())
+    end)
+end)
+
 describe("user code cannot break the loop", function()
     it("a failing timer callback is logged; the loop and dike go on", function()
         local logs, restore = support.capture_logs(dike)

@@ -603,16 +603,26 @@ function M.new(host)
 
     --- The host calls this (once per pump() it was asked for) from its loop.
     -- (pump_asked stays true while it drains, so wakes meanwhile do not ask the host again.)
+    local timers -- below
+
     local function on_pump()
         local ok, err = xpcall(drain, traceback_of)
         draining = false
         pump_asked = false
+        timers.settle()
         if not ok then internal_error("the pump", err) end
         if pending_work() then ask_pump() end
     end
 
     ------------------------------------------------------------ timers
-    local timers = Timers.new(host, now, traceback_of, internal_error)
+    -- The last timer went while a task runs (not in host mode): disarm the alarm at the end
+    -- of the pump's turn (asked for if need be) or of dike.run, whichever comes first.
+    local function defer_disarm()
+        if current == nil and not draining then return false end
+        if not pump_asked then ask_pump() end
+        return true
+    end
+    timers = Timers.new(host, now, traceback_of, internal_error, not threads and defer_disarm or nil)
     S.timer, S.cancel_timer = timers.add, timers.cancel
 
     --- The host calls this when the alarm it was armed for goes off.
@@ -776,6 +786,7 @@ function M.new(host)
             end
         end
         flush_unreported()
+        timers.settle()
         if pump_asked and not pending_work() and host.unpump then
             -- asked for while the task ran, and nothing left to do: leave the loop idle
             pump_asked = false

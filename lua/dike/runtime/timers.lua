@@ -2,7 +2,9 @@
 -- The alarm is armed for the earliest deadline, or earlier: when that timer is cancelled the
 -- alarm stays (it goes off, finds nothing due and is armed again), which saves the loop two
 -- calls per batch sent by size. With no timer left it is disarmed, so it never keeps the loop
--- alive for nothing. A timer's callback is dike's own code, but it touches user values (batch
+-- alive for nothing: while a task runs, at the end of the scheduler's turn (settle; `defer`
+-- makes sure one comes), so that a task adding and cancelling a timer per call (dike.timeout
+-- returning in time) costs the host nothing; elsewhere at once. A timer's callback is dike's own code, but it touches user values (batch
 -- arguments...): each runs contained, and its error goes to `on_error`.
 local Heap = require("dike.runtime.heap")
 
@@ -14,7 +16,8 @@ local M = {}
 ---@param now fun(): number
 ---@param traceback_of fun(err): string the xpcall handler
 ---@param on_error fun(where: string, err: any)
-function M.new(host, now, traceback_of, on_error)
+---@param defer? fun(): boolean true: the scheduler will call settle soon (else disarm at once)
+function M.new(host, now, traceback_of, on_error, defer)
     local T = {}
     local heap = Heap.new()
     local armed_at = nil
@@ -23,8 +26,10 @@ function M.new(host, now, traceback_of, on_error)
         local top = heap[1]
         if top == nil then
             if armed_at then
-                host.disarm()
-                armed_at = nil
+                if not (defer and defer()) then
+                    host.disarm()
+                    armed_at = nil
+                end
             end
         elseif armed_at == nil or top.at < armed_at then
             host.arm(top.at)
@@ -66,6 +71,14 @@ function M.new(host, now, traceback_of, on_error)
         local ok, err = xpcall(fire_due, traceback_of)
         if not ok then on_error("the timers", err) end
         rearm()
+    end
+
+    --- The end of a turn: disarm the alarm if no timer is left.
+    function T.settle()
+        if armed_at and heap[1] == nil then
+            host.disarm()
+            armed_at = nil
+        end
     end
 
     --- Arm the alarm afresh (its handle may have been closed by user code).
