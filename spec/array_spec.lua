@@ -395,6 +395,24 @@ describe("dike.core arrays", function()
     end)
   end)
 
+  describe("array_doubles", function()
+    it("makes a zeroed array of doubles, nrows x width", function()
+      local a = core.array_doubles(3, 2)
+      assert.same({ 3, 2, "double" }, { #a, a:width(), a:type() })
+      assert.same({ 0, 0, 0, 0, 0, 0 }, a:totable())
+      assert.equal(0, #core.array_doubles(0, 4))
+    end)
+
+    it("checks its arguments", function()
+      assert.equal("bad argument #1 to 'array_doubles' (nrows must be an integer in [0, 2147483647], got -1)",
+        err_of(function() local a = core.array_doubles(-1, 1); return a end))
+      assert.equal("bad argument #2 to 'array_doubles' (width must be an integer in [1, 2147483647], got 0)",
+        err_of(function() local a = core.array_doubles(1, 0); return a end))
+      assert.equal("bad argument #1 to 'array_doubles' (too many elements (65536 rows of width 65536))",
+        err_of(function() local a = core.array_doubles(65536, 65536); return a end))
+    end)
+  end)
+
   describe("is_array", function()
     it("recognises arrays only", function()
       assert.is_true(core.is_array(core.array({})))
@@ -411,7 +429,8 @@ describe("dike.core arrays", function()
 
     it("is in use on LuaJIT only", function()
       assert.equal(jit ~= nil, array_mod.ffi)
-      assert.equal(core.array, array_mod.array)
+      -- (on LuaJIT dike.array is its own function in front of the core's: below)
+      assert.equal(jit == nil, core.array == array_mod.array)
     end)
 
     it("reads every type as a:get does, and #a", function()
@@ -458,6 +477,64 @@ describe("dike.core arrays", function()
         assert.is_false((pcall(mt.__index, x, "get")))
         assert.is_false((pcall(mt.__len, x)))
       end
+    end)
+
+    it("makes from a list the array the core makes, and reads it back with a:totable()", function()
+      local lists = {
+        { {} }, { { 1.5 } }, { { 1, 2, 3, 4, 5, 6 }, nil, 2 }, { { 1, 2, 3, 4, 5, 6 }, "double", 3 },
+        { { -0.0, 0.0, INF, -INF, 1e300, 5e-324, -2 ^ 53, 2 ^ 63 } }, { { 0.1, 2 }, "float" },
+        { { 1, 2, 3, 4 }, "int32", 2 }, { { 2 ^ 40, -7 }, "int64" }, { { 0, 255 }, "uint8" },
+        { setmetatable({ 1, 2 }, { __len = function() return 7 end }) }, -- read raw, as the core does
+        { setmetatable({}, { __index = function(_, i) return i end }) }, -- a proxy: empty
+      }
+      for n, case in ipairs(lists) do
+        local list, elemtype, width = case[1], case[2], case[3]
+        local mine, its = array_mod.array(list, elemtype, width), core.array(list, elemtype, width)
+        local what = "list " .. n
+        assert.is_true(core.is_array(mine), what)
+        assert.same({ #its, its:width(), its:type() }, { #mine, mine:width(), mine:type() }, what)
+        local t = mine:totable()
+        assert.equal(#its * its:width(), #t, what)
+        for row = 1, #its do
+          for col = 1, its:width() do
+            local i = (row - 1) * its:width() + col
+            local want = its:get(row, col) -- the core's read
+            assert.equal(want, mine:get(row, col), what)
+            assert.equal(want, t[i], what)
+            assert.equal(1 / want, 1 / t[i], what) -- the sign of zero too
+          end
+        end
+      end
+      local nan = array_mod.array({ NAN, 1 })
+      assert.is_true(nan:totable()[1] ~= nan:totable()[1])
+      assert.is_true(nan:get(1) ~= nan:get(1))
+    end)
+
+    it("refuses what the core refuses, with its messages, blaming the caller's line", function()
+      local cases = {
+        { "no list" }, { 5 }, { { 1, "x" } }, { { 1, 2, 3 }, "double", 2 }, { { 1, nil, 3 } },
+        { { [2] = 1 } }, { { 1, 2 }, "double", 0 }, { { 1 }, nil, 1.5 }, { { 1 }, "quad" },
+        { { 1.5 }, "int32" }, { { 1, 2, {} } }, { { 1, 2 }, "double", "2" },
+      }
+      for n, case in ipairs(cases) do
+        local list, elemtype, width = case[1], case[2], case[3]
+        -- (not tail calls: a function called by a tail call has no name in the message)
+        if list == "no list" then
+          assert.equal(err_of(function() local a = core.array(); return a end),
+            err_of(function() local a = array_mod.array(); return a end))
+        else
+          local want = err_of(function() local a = core.array(list, elemtype, width); return a end)
+          assert.equal(want, err_of(function() local a = array_mod.array(list, elemtype, width); return a end),
+            "case " .. n)
+        end
+      end
+      local ok, e = pcall(function() local a = array_mod.array({ 1, "x" }); return a end)
+      assert.is_false(ok)
+      assert.matches("array_spec%.lua:%d+: bad argument #1 to 'array' %(element 2 must be a number, got string%)$", e)
+      local a = array_mod.array({ 1 })
+      ok, e = pcall(function() local t = a.totable({}); return t end)
+      assert.is_false(ok)
+      assert.matches("array_spec%.lua:%d+: bad argument #1 to 'totable' %(dike.array expected, got table%)$", e)
     end)
 
     it("reads a batch buffer's rows in use only", function()
