@@ -144,9 +144,12 @@ describe("runtime", function()
         local t0 = support.clock()
         dike.run(function() dike.sleep(0.01) end)
         assert.is_true(support.clock() - t0 >= 0.0095)
-        assert.equal(1, #arms)
-        -- armed for the sleep's deadline, on the host's clock (margins for valgrind)
+        -- armed for the sleep's deadline, on the host's clock (margins for valgrind); libuv counts
+        -- whole milliseconds on its own cached clock, so the alarm may go off a little early:
+        -- then nothing is due and it is armed again for the same deadline
+        assert.is_true(#arms >= 1 and #arms <= 3, #arms)
         assert.is_true(arms[1] - t0 >= 0.01 and arms[1] - t0 < 0.5, tostring(arms[1] - t0))
+        for i = 2, #arms do assert.equal(arms[1], arms[i]) end
     end)
 
     it("set_runtime refuses what is not a runtime and keeps the current one", function()
