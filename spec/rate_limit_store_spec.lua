@@ -416,23 +416,14 @@ describe("dike.rate_limit with a store that fails", function()
     end)
 
     it("no call waits longer than the store's timeout for a server that does not answer", function()
-        local srv = uv.new_tcp()
-        srv:bind("127.0.0.1", 0)
-        local conns = {}
-        srv:listen(8, function()
-            local c = uv.new_tcp()
-            srv:accept(c)
-            conns[#conns + 1] = c
-            c:read_start(function() end) -- reads, never answers
-        end)
+        local port, close = support.fake_server() -- reads, never answers
         defer(function()
-            for _, c in ipairs(conns) do c:close() end
-            srv:close()
+            close()
             uv.run("nowait")
         end)
         local logs, restore = support.capture_logs(dike)
         defer(restore)
-        local s = dike.store.redis{ host = "127.0.0.1", port = srv:getsockname().port, timeout = 0.2 }
+        local s = dike.store.redis{ host = "127.0.0.1", port = port, timeout = 0.2 }
         defer(function() s:close() end)
         local rl = dike.rate_limit{ rate = 100, name = "hang", store = s }
         local f = rl(function(x) return x end)

@@ -37,25 +37,7 @@ local function client(cfg)
     return c
 end
 
--- A TCP server on a free loopback port that accepts and then does what `on_data` says with
--- what it reads (nothing: never answers). Returns the port and a close function.
-local function fake_server(on_data)
-    local srv = uv.new_tcp()
-    srv:bind("127.0.0.1", 0)
-    local conns = {}
-    srv:listen(16, function()
-        local c = uv.new_tcp()
-        srv:accept(c)
-        conns[#conns + 1] = c
-        c:read_start(function(_, chunk)
-            if chunk and on_data then on_data(c, chunk) end
-        end)
-    end)
-    return srv:getsockname().port, function()
-        for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
-        srv:close()
-    end
-end
+local fake_server = support.fake_server
 
 setup(function()
     server = redis_server.start()

@@ -35,4 +35,26 @@ function M.record_sleeps()
     return asked, function() rt.sleep = real end
 end
 
+--- A TCP server on a free loopback port that accepts connections and does what
+--- `on_data(conn, chunk)` says with what it reads (without on_data: never answers, like a
+--- Redis that hangs). Returns the port and a function that closes it and its connections.
+function M.fake_server(on_data)
+    local uv = require("luv")
+    local srv = uv.new_tcp()
+    srv:bind("127.0.0.1", 0)
+    local conns = {}
+    srv:listen(16, function()
+        local c = uv.new_tcp()
+        srv:accept(c)
+        conns[#conns + 1] = c
+        c:read_start(function(_, chunk)
+            if chunk and on_data then on_data(c, chunk) end
+        end)
+    end)
+    return srv:getsockname().port, function()
+        for _, c in ipairs(conns) do if not c:is_closing() then c:close() end end
+        srv:close()
+    end
+end
+
 return M
