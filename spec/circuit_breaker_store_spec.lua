@@ -22,11 +22,7 @@ local function store(extra)
     return s
 end
 
-local function eventually(cond, seconds)
-    local t0 = dike.now()
-    while not cond() and dike.now() - t0 < (seconds or 3) do dike.sleep(0.01) end
-    return cond()
-end
+local eventually = support.eventually
 
 local function messages(logs)
     local out = {}

@@ -28,12 +28,7 @@ local function waiters(name)
     return tonumber(server:cli("ZCARD 'dike:{" .. name .. "}:lj:w'"))
 end
 
--- Wait (in a task) until cond() or `seconds` pass.
-local function eventually(cond, seconds)
-    local t0 = dike.now()
-    while not cond() and dike.now() - t0 < (seconds or 3) do dike.sleep(0.01) end
-    return cond()
-end
+local eventually = support.eventually
 
 setup(function()
     server = redis_server.start()

@@ -35,11 +35,7 @@ local function probe_client()
     return c
 end
 
-local function eventually(cond, seconds)
-    local t0 = dike.now()
-    while not cond() and dike.now() - t0 < (seconds or 3) do dike.sleep(0.01) end
-    return cond()
-end
+local eventually = support.eventually
 
 local function is_rate_limited(e)
     return getmetatable(e) == dike.RateLimited

@@ -16,9 +16,7 @@ local server
 
 -- Wait (in a task) until cond() or `seconds` pass.
 local function eventually(cond, seconds)
-    local t0 = dike.now()
-    while not cond() and dike.now() - t0 < (seconds or 5) do dike.sleep(0.005) end
-    return cond()
+    return support.eventually(cond, seconds or 5, 0.005)
 end
 
 -- Stores and clients are closed when their test ends (before spec/helper.lua's check that

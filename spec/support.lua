@@ -35,6 +35,15 @@ function M.record_sleeps()
     return asked, function() rt.sleep = real end
 end
 
+--- In a task: wait until cond() is true or `seconds` (default 3) pass, checking every `step`
+--- seconds (default 0.01). Returns cond()'s last answer.
+function M.eventually(cond, seconds, step)
+    local dike = require("dike")
+    local t0 = dike.now()
+    while not cond() and dike.now() - t0 < (seconds or 3) do dike.sleep(step or 0.01) end
+    return cond()
+end
+
 --- A TCP server on a free loopback port that accepts connections and does what
 --- `on_data(conn, chunk)` says with what it reads (without on_data: never answers, like a
 --- Redis that hangs). Returns the port and a function that closes it and its connections.
